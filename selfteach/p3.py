@@ -1,0 +1,118 @@
+"""The P3 puzzle data: fetched checksummed into `resources/`, and read in the form every step speaks.
+
+Upstream names the puzzle `sat` and the solution `sol`; everything here is renamed to `f` and `g`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import urllib.request
+from pathlib import Path
+
+from selfteach.io import atomic_path
+
+PUZZLES_COMMIT = "017f488b8f6320b8220cda38e78f2f72a36eab20"
+ICLR_COMMIT = "3ef1e1165b8bce0854c14dd2551962c4d0221199"  # pull request #81, not merged upstream
+RAW_URL = "https://raw.githubusercontent.com/microsoft/PythonProgrammingPuzzles/{commit}/{path}"
+
+# file -> (commit, upstream path, sha256)
+FILES = {
+    "puzzles.json": (
+        PUZZLES_COMMIT,
+        "puzzles/puzzles.json",
+        "d3b61141ea0d935c389d602867ba2c154db1854df9ff4402daaa947ad880d8bb",
+    ),
+    "split.json": (
+        PUZZLES_COMMIT,
+        "puzzles/split.json",
+        "1f3d55c30dcb23036a0008763a21fe3da1765879523a33585593f9daa5f2e824",
+    ),
+    "test_228.json": (
+        ICLR_COMMIT,
+        "ICLR2023/data/test_228.json",
+        "038019dcbb6efb332346c20debd9707b03c048d4fec628ef8dc9056377bad320",
+    ),
+    "train_prefix.txt": (
+        ICLR_COMMIT,
+        "ICLR2023/data/train_prefix.txt",
+        "9c7c59555bc84173ed4a5d57f4a7dabbf08847800745118fe6d326eddbd4c1ed",
+    ),
+}
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def fetch(name: str, out: str | Path, mirror: str | Path | None = None) -> str:
+    """Copy `name` from the mirror folder when it has it, else download it; check its sha256.
+
+    Returns where the file came from. A checksum mismatch is an error and leaves no file behind.
+    """
+    commit, upstream_path, expected = FILES[name]
+    source = Path(mirror) / name if mirror else None
+    with atomic_path(out) as tmp:
+        if source is not None and source.exists():
+            shutil.copyfile(source, tmp)
+            origin = str(source)
+        else:
+            origin = RAW_URL.format(commit=commit, path=upstream_path)
+            with urllib.request.urlopen(origin, timeout=60) as response, open(tmp, "wb") as dest:
+                shutil.copyfileobj(response, dest)
+        actual = sha256(tmp)
+        if actual != expected:
+            raise ValueError(f"{origin}: sha256 {actual} does not match the pinned {expected}")
+    return origin
+
+
+def sat_to_f(source: str) -> str:
+    return source.replace("def sat(", "def f(", 1)
+
+
+def sol_to_g(header: str, body: str) -> str:
+    return header.replace("def sol(", "def g(", 1) + "\n" + body.rstrip() + "\n"
+
+
+def load_instances(p3_dir: str | Path) -> list[dict]:
+    return json.loads((Path(p3_dir) / "puzzles.json").read_text())
+
+
+def load_split(p3_dir: str | Path) -> dict[str, list[str]]:
+    return json.loads((Path(p3_dir) / "split.json").read_text())
+
+
+def train_puzzles(p3_dir: str | Path) -> list[dict]:
+    """The 155 generation-prompt puzzles: instance `:0` of each train problem, as `{"id", "f"}`."""
+    by_name = {instance["name"]: instance for instance in load_instances(p3_dir)}
+    return [
+        {"id": f"{problem}:0", "f": sat_to_f(by_name[f"{problem}:0"]["sat"])}
+        for problem in load_split(p3_dir)["train"]
+    ]
+
+
+def test_puzzles(p3_dir: str | Path) -> list[dict]:
+    """The 228 evaluation puzzles of the paper, as `{"id", "f"}`, in split.json's order."""
+    sats = json.loads((Path(p3_dir) / "test_228.json").read_text())
+    names = load_split(p3_dir)["test"]
+    if len(sats) != len(names):
+        raise ValueError(f"{p3_dir}: test_228.json has {len(sats)} puzzles, split.json {len(names)}")
+    return [{"id": f"{name}:0", "f": sat_to_f(sat)} for name, sat in zip(names, sats)]
+
+
+def reference_pairs(p3_dir: str | Path) -> list[dict]:
+    """Every instance that has a reference solution, as `{"id", "f", "g"}` (its first solution body)."""
+    return [
+        {
+            "id": instance["name"],
+            "f": sat_to_f(instance["sat"]),
+            "g": sol_to_g(instance["sol_header"], instance["sol_bodies"][0]),
+        }
+        for instance in load_instances(p3_dir)
+        if instance["sol_bodies"]
+    ]
+
+
+def train_prefix(p3_dir: str | Path) -> str:
+    return (Path(p3_dir) / "train_prefix.txt").read_text()
