@@ -46,10 +46,11 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def fetch(name: str, out: str | Path, mirror: str | Path | None = None) -> str:
+def fetch(name: str, out: str | Path, mirror: str | Path | None = None, url: str = RAW_URL) -> str:
     """Copy `name` from the mirror folder when it has it, else download it; check its sha256.
 
     Returns where the file came from. A checksum mismatch is an error and leaves no file behind.
+    `url` is the download pattern, with {commit} and {path} filled in.
     """
     commit, upstream_path, expected = FILES[name]
     source = Path(mirror) / name if mirror else None
@@ -58,9 +59,15 @@ def fetch(name: str, out: str | Path, mirror: str | Path | None = None) -> str:
             shutil.copyfile(source, tmp)
             origin = str(source)
         else:
-            origin = RAW_URL.format(commit=commit, path=upstream_path)
-            with urllib.request.urlopen(origin, timeout=60) as response, open(tmp, "wb") as dest:
-                shutil.copyfileobj(response, dest)
+            origin = url.format(commit=commit, path=upstream_path)
+            try:
+                with urllib.request.urlopen(origin, timeout=60) as response, open(tmp, "wb") as dest:
+                    shutil.copyfileobj(response, dest)
+            except OSError as err:  # URLError and socket errors
+                raise ConnectionError(
+                    f"{origin}: download failed ({getattr(err, 'reason', err)}); "
+                    "set p3.mirror in the config to a local folder with the P3 files"
+                ) from None
         actual = sha256(tmp)
         if actual != expected:
             raise ValueError(f"{origin}: sha256 {actual} does not match the pinned {expected}")

@@ -1,0 +1,167 @@
+# Config checks and the input functions that map wildcards to files; rules refer to them by name.
+
+import json
+
+from snakemake.utils import min_version
+
+from selfteach import config as study_config
+from selfteach import models as study_models
+
+min_version("9.0")
+
+config.update(study_config.validate(config, source="config"))
+
+MODELS = config["models"]
+P3_FILES = ["puzzles.json", "split.json", "test_228.json", "train_prefix.txt"]
+LAST_EPOCH = config["finetune"]["epochs"]
+SELF_IMPROVERS = [m for m in config["finetune"]["students"] if m in config["generate"]["generators"]]
+
+if config["rounds"] > 1 and not SELF_IMPROVERS:
+    raise ValueError(
+        "config: rounds > 1 needs a model that is both in generate.generators and finetune.students"
+    )
+if config["rounds"] > 1 and "verified" not in config["dataset"]["variants"]:
+    raise ValueError("config: rounds > 1 needs 'verified' in dataset.variants")
+
+
+wildcard_constraints:
+    model=r"[A-Za-z0-9_.]+(-[A-Za-z0-9_.]+)*",
+    gen=r"[A-Za-z0-9_.]+(-[A-Za-z0-9_.]+)*",
+    student=r"[A-Za-z0-9_.]+(-[A-Za-z0-9_.]+)*",
+    variant="verified|unverified",
+    round=r"\d+",
+    shard=r"\d+",
+    epoch=r"\d+",
+    tag=r"base|.+-(verified|unverified)-r\d+-epoch\d+",
+
+
+def p3(name):
+    return f"resources/p3/{name}"
+
+
+def p3_files():
+    return {name.split(".")[0]: p3(name) for name in P3_FILES}
+
+
+def model_folder(name):
+    """The Hugging Face folder of a configured model; None for an API model."""
+    return study_models.local_path(name, MODELS[name])
+
+
+def finetuned_folder(student, gen, variant, round, epoch):
+    return f"results/models/{student}/{gen}-{variant}-r{round}/epoch{epoch}"
+
+
+def generator_folder(wildcards):
+    """Round 0 samples the configured generator; round r the model it fine-tuned in round r-1."""
+    round = int(wildcards.round)
+    if round == 0:
+        return model_folder(wildcards.gen)
+    return finetuned_folder(wildcards.gen, wildcards.gen, "verified", round - 1, LAST_EPOCH)
+
+
+def generator_input(wildcards):
+    folder = generator_folder(wildcards)
+    return [folder] if folder else []
+
+
+def generator_model(wildcards):
+    """What the sampling backend loads: a folder, or the endpoint spec of an API model."""
+    return generator_folder(wildcards) or MODELS[wildcards.gen]
+
+
+def parse_tag(tag):
+    """'base' or '<gen>-<variant>-r<round>-epoch<e>' -> dict (empty for base)."""
+    if tag == "base":
+        return {}
+    rest, epoch = tag.rsplit("-epoch", 1)
+    rest, round = rest.rsplit("-r", 1)
+    gen, variant = rest.rsplit("-", 1)
+    return {"gen": gen, "variant": variant, "round": int(round), "epoch": int(epoch)}
+
+
+def evaluated_folder(wildcards):
+    tag = parse_tag(wildcards.tag)
+    if not tag:
+        return model_folder(wildcards.student)
+    return finetuned_folder(wildcards.student, **tag)
+
+
+def training_texts(wildcards):
+    """Each round fine-tunes on the data of all rounds so far (DESIGN.md step 8)."""
+    return [
+        f"results/data/{wildcards.gen}/r{r}/{wildcards.variant}/train.txt"
+        for r in range(int(wildcards.round) + 1)
+    ]
+
+
+def training_init(wildcards):
+    """finetune.init: every round starts from the base model, or from the previous round's."""
+    round = int(wildcards.round)
+    if config["finetune"]["init"] == "previous" and round > 0:
+        return finetuned_folder(
+            wildcards.student, wildcards.gen, wildcards.variant, round - 1, LAST_EPOCH
+        )
+    return model_folder(wildcards.student)
+
+
+def eval_epochs():
+    return [LAST_EPOCH] if config["evaluate"]["epochs"] == "last" else range(1, LAST_EPOCH + 1)
+
+
+def eval_tags(student):
+    """The study grid: baseline, every generator x variant at round 0, then self-improvement rounds."""
+    tags = ["base"]
+    for gen in config["generate"]["generators"]:
+        for variant in config["dataset"]["variants"]:
+            tags += [f"{gen}-{variant}-r0-epoch{e}" for e in eval_epochs()]
+    if student in SELF_IMPROVERS:
+        for round in range(1, config["rounds"]):
+            tags += [f"{student}-verified-r{round}-epoch{e}" for e in eval_epochs()]
+    return tags
+
+
+def evaluations():
+    return [
+        f"results/eval/{student}/{tag}"
+        for student in config["finetune"]["students"]
+        for tag in eval_tags(student)
+    ]
+
+
+def data_rounds():
+    """(generator, round) pairs whose generated data the study needs."""
+    pairs = [(gen, 0) for gen in config["generate"]["generators"]]
+    pairs += [(m, r) for m in SELF_IMPROVERS for r in range(1, config["rounds"])]
+    return pairs
+
+
+def data_cards():
+    return [
+        f"results/data/{gen}/r{round}/{variant}/card.json"
+        for gen, round in data_rounds()
+        for variant in config["dataset"]["variants"]
+    ]
+
+
+def shards(section):
+    return range(config[section]["shards"])
+
+
+
+def finetune_settings():
+    """The training hyper-parameters passed to `selfteach finetune` (the keys of FinetuneConfig)."""
+    skip = {"students", "epochs", "init", "gpus", "accelerate"}
+    settings = {k: v for k, v in config["finetune"].items() if k not in skip}
+    return {**settings, "seed": config["seed"]}
+
+
+def finetune_launcher():
+    """python for one device; `accelerate launch` with a shipped config for several GPUs."""
+    gpus = config["finetune"]["gpus"]
+    choice = config["finetune"]["accelerate"]
+    if choice == "auto":
+        choice = "multi_gpu" if gpus > 1 else ("single_gpu" if gpus == 1 else "cpu")
+    if choice == "cpu" or (choice == "single_gpu" and gpus <= 1):
+        return "python"
+    return f"accelerate launch --config_file {workflow.basedir}/accelerate/{choice}.yaml --num_processes {max(gpus, 1)}"

@@ -1,0 +1,25 @@
+# Step 5: the fine-tuning sets (verified, and the unverified ablation) with a data card each.
+
+
+rule build_dataset:
+    input:
+        puzzles="results/data/{gen}/r{round}/puzzles.filtered.jsonl",
+        stats="results/data/{gen}/r{round}/puzzles.stats.json",
+        solutions="results/data/{gen}/r{round}/solutions.jsonl",
+        verdicts="results/data/{gen}/r{round}/solutions.verdicts.jsonl",
+    output:
+        text="results/data/{gen}/r{round}/{variant}/train.txt",
+        examples="results/data/{gen}/r{round}/{variant}/examples.jsonl",
+        card="results/data/{gen}/r{round}/{variant}/card.json",
+        card_md="results/data/{gen}/r{round}/{variant}/card.md",
+    params:
+        settings=config["dataset"],
+        config=config,
+        seed=config["seed"],
+    log:
+        "logs/build_dataset/{gen}/r{round}/{variant}.log",
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    script:
+        "../scripts/build_dataset.py"

@@ -1,0 +1,65 @@
+# Step 7: pass@k of every student, before and after fine-tuning, on the 228 held-out test puzzles.
+
+
+rule test_puzzles:
+    input:
+        unpack(p3_files),
+    output:
+        "resources/p3/test_puzzles.jsonl",
+    log:
+        "logs/test_puzzles.log",
+    resources:
+        mem_mb=500,
+        runtime=5,
+    shell:
+        "selfteach test-puzzles resources/p3 {output} > {log} 2>&1"
+
+
+rule sample_tests:
+    input:
+        puzzles="resources/p3/test_puzzles.jsonl",
+        prefix=p3("train_prefix.txt"),
+        model=evaluated_folder,
+    output:
+        "results/eval/{student}/{tag}/shards/solutions.s{shard}.jsonl",
+    params:
+        model=evaluated_folder,
+        sampling=config["sampling"],
+        settings=config["evaluate"],
+        shards=config["evaluate"]["shards"],
+        seed=config["seed"],
+    log:
+        "logs/sample_tests/{student}/{tag}/s{shard}.log",
+    threads: workflow.cores
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=config["sampling"]["gpus"],
+    script:
+        "../scripts/solve.py"
+
+
+rule evaluate:
+    input:
+        puzzles="resources/p3/test_puzzles.jsonl",
+        solutions=lambda wildcards: expand(
+            "results/eval/{{student}}/{{tag}}/shards/solutions.s{shard}.jsonl",
+            shard=shards("evaluate"),
+        ),
+        verdicts=lambda wildcards: expand(
+            "results/eval/{{student}}/{{tag}}/shards/verdicts.s{shard}.jsonl",
+            shard=shards("evaluate"),
+        ),
+    output:
+        per_puzzle="results/eval/{student}/{tag}/per_puzzle.csv",
+        passk="results/eval/{student}/{tag}/passk.csv",
+    params:
+        bootstrap=config["evaluate"]["bootstrap"],
+        seed=config["seed"],
+    log:
+        "logs/evaluate/{student}/{tag}.log",
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    script:
+        "../scripts/evaluate.py"

@@ -1,0 +1,60 @@
+# Steps 1 and 2: the model writes puzzles; the filter keeps well-formed, non-trivial, distinct ones.
+
+
+rule generate_puzzles:
+    input:
+        unpack(p3_files),
+        model=generator_input,
+    output:
+        "results/data/{gen}/r{round}/shards/puzzles.s{shard}.jsonl",
+    params:
+        model=generator_model,
+        sampling=config["sampling"],
+        settings=config["generate"],
+        seed=config["seed"],
+    log:
+        "logs/generate_puzzles/{gen}/r{round}/s{shard}.log",
+    threads: workflow.cores
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=config["sampling"]["gpus"],
+    script:
+        "../scripts/generate_puzzles.py"
+
+
+rule filter_puzzles:
+    input:
+        "results/data/{gen}/r{round}/shards/puzzles.s{shard}.jsonl",
+    output:
+        "results/data/{gen}/r{round}/shards/puzzles.filter.s{shard}.jsonl",
+    params:
+        skip_trivial_rate=config["filter"]["skip_trivial_rate"],
+        verify=config["verify"],
+        seed=config["seed"],
+    log:
+        "logs/filter_puzzles/{gen}/r{round}/s{shard}.log",
+    threads: config["verify"]["workers"]
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    script:
+        "../scripts/filter_puzzles.py"
+
+
+rule gather_puzzles:
+    input:
+        lambda wildcards: expand(
+            "results/data/{{gen}}/r{{round}}/shards/puzzles.filter.s{shard}.jsonl",
+            shard=shards("generate"),
+        ),
+    output:
+        puzzles="results/data/{gen}/r{round}/puzzles.filtered.jsonl",
+        stats="results/data/{gen}/r{round}/puzzles.stats.json",
+    log:
+        "logs/gather_puzzles/{gen}/r{round}.log",
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    script:
+        "../scripts/gather_puzzles.py"

@@ -1,0 +1,31 @@
+# What the study fetches or converts once: the P3 data and the base models.
+
+
+rule fetch_p3:
+    output:
+        "resources/p3/{file}",
+    params:
+        mirror=config["p3"]["mirror"] or "",
+    log:
+        "logs/fetch_p3/{file}.log",
+    wildcard_constraints:
+        file="|".join(P3_FILES),
+    resources:
+        mem_mb=500,
+        runtime=10,
+    shell:
+        "selfteach fetch-p3 {wildcards.file} {output} --mirror '{params.mirror}' > {log} 2>&1"
+
+
+rule prepare_model:
+    output:
+        directory("resources/models/{model}"),
+    params:
+        spec=lambda wildcards: MODELS[wildcards.model],
+    log:
+        "logs/prepare_model/{model}.log",
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    script:
+        "../scripts/prepare_model.py"

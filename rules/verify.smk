@@ -1,0 +1,21 @@
+# Step 4: run f(g()) for every sampled solution inside the bubblewrap sandbox. One rule serves the
+# generated data (results/data/...) and the evaluation (results/eval/...).
+
+
+rule verify_solutions:
+    input:
+        "{folder}/shards/solutions.s{shard}.jsonl",
+    output:
+        "{folder}/shards/verdicts.s{shard}.jsonl",
+    params:
+        verify=config["verify"],
+    log:
+        "logs/verify_solutions/{folder}/s{shard}.log",
+    wildcard_constraints:
+        folder=r"results/(data|eval)/.+",
+    threads: config["verify"]["workers"]
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    script:
+        "../scripts/verify.py"

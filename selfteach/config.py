@@ -1,0 +1,79 @@
+"""The study's config: validated against the JSON schema, defaults filled in, errors in one line.
+
+The workflow calls `validate` when it loads, so a mistyped key fails before any job starts.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+SCHEMA_FILE = "config.schema.yaml"
+
+
+def schema() -> dict:
+    return yaml.safe_load(resources.files("selfteach.schemas").joinpath(SCHEMA_FILE).read_text())
+
+
+def _fill_defaults(config: dict, node: dict) -> None:
+    for key, spec in node.get("properties", {}).items():
+        if key not in config and "default" in spec:
+            config[key] = copy.deepcopy(spec["default"])
+        if isinstance(config.get(key), dict) and "properties" in spec:
+            _fill_defaults(config[key], spec)
+
+
+def _describe(error: jsonschema.ValidationError, node: dict) -> str:
+    where = ".".join(str(part) for part in error.absolute_path) or "(top level)"
+    if error.validator == "additionalProperties":
+        known = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(known))
+        prefix = "" if where == "(top level)" else where + "."
+        hints = [
+            f"{prefix}{key} (did you mean {close[0]}?)" if (close := difflib.get_close_matches(key, known, 1)) else prefix + key
+            for key in unknown
+        ]
+        return f"unknown key {', '.join(hints)}; known keys here: {', '.join(known)}"
+    return f"{where}: {error.message}"
+
+
+def validate(config: dict, source: str = "config") -> dict:
+    """Return the config with defaults filled in, or raise ValueError naming the offending key."""
+    config = copy.deepcopy(config or {})
+    spec = schema()
+    _fill_defaults(config, spec)
+    errors = sorted(jsonschema.Draft7Validator(spec).iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise ValueError(f"{source}: {_describe(errors[0], spec)}")
+    _check_references(config, source)
+    return config
+
+
+def _check_references(config: dict, source: str) -> None:
+    """Names used by the steps must be models defined under `models`, of a kind that step can use."""
+    models = config["models"]
+    for section, key in (("generate", "generators"), ("finetune", "students")):
+        for name in config[section][key]:
+            if name not in models:
+                raise ValueError(f"{source}: {section}.{key}: {name!r} is not defined under models")
+    for name in config["finetune"]["students"]:
+        if models[name]["source"] == "openai":
+            raise ValueError(f"{source}: finetune.students: {name!r} is an API model and cannot be fine-tuned")
+    for name, spec in models.items():
+        needed = {"hub": "id", "local": "path", "openai": "base_url"}.get(spec["source"])
+        if needed and needed not in spec:
+            raise ValueError(f"{source}: models.{name}: source {spec['source']} needs the key {needed!r}")
+
+
+def load(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML ({err})") from None
+    return validate(raw, source=str(path))

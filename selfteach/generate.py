@@ -1,0 +1,56 @@
+"""Step 1: a shard of generated puzzles, sampled from few-shot prompts of the 155 train puzzles."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from selfteach import p3
+from selfteach.io import read_jsonl, write_jsonl
+from selfteach.prompts import generation_prompt, puzzle_from_completion
+from selfteach.sampling import SamplingParams, load_backend, sample_to_jsonl
+
+
+def generate_shard(
+    model: str | dict,
+    sampling: dict,
+    settings: dict,
+    p3_dir: str | Path,
+    out: str | Path,
+    *,
+    name: str,
+    seed: int,
+) -> int:
+    """Write the puzzles of one shard as {"id", "f", "prompt_id", "tokens"}; return how many.
+
+    `name` ("<gen>/r<round>/s<shard>") prefixes every id and seeds the prompts' shuffles, so each
+    shard draws different prompts and a rerun draws the same ones. The raw samples are kept beside
+    the output (resumable if the job is killed).
+    """
+    backend = load_backend(model, sampling)
+    budget = settings["max_prompt_tokens"] or backend.max_context - settings["max_new_tokens"]
+    train = [puzzle["f"] for puzzle in p3.train_puzzles(p3_dir)]
+    rng = random.Random(f"{seed}/{name}")
+    requests = [
+        {"id": f"{name}/p{i}", "prompt": generation_prompt(train, budget, backend.count_tokens, rng)}
+        for i in range(settings["prompts"])
+    ]
+    params = SamplingParams(
+        n=settings["per_prompt"],
+        temperature=settings["temperature"],
+        top_p=settings["top_p"],
+        max_new_tokens=settings["max_new_tokens"],
+        seed=seed,
+    )
+    samples_path = Path(f"{out}.samples.jsonl")
+    sample_to_jsonl(backend, requests, params, samples_path)
+    puzzles = (
+        {
+            "id": f"{sample['id']}/{sample['sample']}",
+            "f": puzzle_from_completion(sample["completion"]),
+            "prompt_id": sample["id"],
+            "tokens": sample["tokens"],
+        }
+        for sample in read_jsonl(samples_path)
+    )
+    return write_jsonl(out, puzzles)
