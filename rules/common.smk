@@ -1,6 +1,7 @@
 # Config checks and the input functions that map wildcards to files; rules refer to them by name.
 
 import json
+import os
 
 from snakemake.utils import min_version
 
@@ -9,12 +10,19 @@ from selfteach import models as study_models
 
 min_version("9.0")
 
+# Jobs import selfteach from this source tree, also inside conda envs and on cluster nodes.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")])
+)
+
 config.update(study_config.validate(config, source="config"))
 
 MODELS = config["models"]
 P3_FILES = ["puzzles.json", "split.json", "test_228.json", "train_prefix.txt"]
 LAST_EPOCH = config["finetune"]["epochs"]
-SELF_IMPROVERS = [m for m in config["finetune"]["students"] if m in config["generate"]["generators"]]
+SELF_IMPROVERS = config["self_improvers"] or [
+    m for m in config["finetune"]["students"] if m in config["generate"]["generators"]
+]
 
 if config["rounds"] > 1 and not SELF_IMPROVERS:
     raise ValueError(

@@ -21,5 +21,7 @@ rule build_dataset:
     resources:
         mem_mb=4000,
         runtime=60,
+    conda:
+        "../envs/verify.yaml"
     script:
         "../scripts/build_dataset.py"

@@ -11,8 +11,10 @@ rule test_puzzles:
     resources:
         mem_mb=500,
         runtime=5,
+    conda:
+        "../envs/verify.yaml"
     shell:
-        "selfteach test-puzzles resources/p3 {output} > {log} 2>&1"
+        "python -m selfteach test-puzzles resources/p3 {output} > {log} 2>&1"
 
 
 rule sample_tests:
@@ -35,6 +37,8 @@ rule sample_tests:
         mem_mb=8000,
         runtime=240,
         gpu=config["sampling"]["gpus"],
+    conda:
+        "../envs/model.yaml"
     script:
         "../scripts/solve.py"
 
@@ -61,5 +65,7 @@ rule evaluate:
     resources:
         mem_mb=2000,
         runtime=30,
+    conda:
+        "../envs/report.yaml"
     script:
         "../scripts/evaluate.py"

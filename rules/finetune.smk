@@ -25,6 +25,8 @@ rule finetune:
         mem_mb=16000,
         runtime=720,
         gpu=config["finetune"]["gpus"],
+    conda:
+        "../envs/model.yaml"
     shell:
         "{params.launcher} -m selfteach finetune --model {input.model} --train {input.texts}"
         " --out-root {params.out_root} --epochs {LAST_EPOCH} --checkpoint-dir {params.checkpoints}"

@@ -19,6 +19,8 @@ rule generate_puzzles:
         mem_mb=8000,
         runtime=240,
         gpu=config["sampling"]["gpus"],
+    conda:
+        "../envs/model.yaml"
     script:
         "../scripts/generate_puzzles.py"
 
@@ -38,6 +40,8 @@ rule filter_puzzles:
     resources:
         mem_mb=2000,
         runtime=60,
+    conda:
+        "../envs/verify.yaml"
     script:
         "../scripts/filter_puzzles.py"
 
@@ -56,5 +60,7 @@ rule gather_puzzles:
     resources:
         mem_mb=2000,
         runtime=30,
+    conda:
+        "../envs/verify.yaml"
     script:
         "../scripts/gather_puzzles.py"

@@ -13,8 +13,10 @@ rule fetch_p3:
     resources:
         mem_mb=500,
         runtime=10,
+    conda:
+        "../envs/verify.yaml"
     shell:
-        "selfteach fetch-p3 {wildcards.file} {output} --mirror '{params.mirror}' > {log} 2>&1"
+        "python -m selfteach fetch-p3 {wildcards.file} {output} --mirror '{params.mirror}' > {log} 2>&1"
 
 
 rule prepare_model:
@@ -27,5 +29,7 @@ rule prepare_model:
     resources:
         mem_mb=4000,
         runtime=60,
+    conda:
+        "../envs/model.yaml"
     script:
         "../scripts/prepare_model.py"

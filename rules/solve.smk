@@ -21,6 +21,8 @@ rule solve_puzzles:
         mem_mb=8000,
         runtime=240,
         gpu=config["sampling"]["gpus"],
+    conda:
+        "../envs/model.yaml"
     script:
         "../scripts/solve.py"
 
@@ -43,6 +45,8 @@ rule gather_solutions:
     resources:
         mem_mb=2000,
         runtime=30,
+    conda:
+        "../envs/verify.yaml"
     shell:
         "(cat {input.solutions} > {output.solutions}.tmp && mv {output.solutions}.tmp {output.solutions}"
         " && cat {input.verdicts} > {output.verdicts}.tmp && mv {output.verdicts}.tmp {output.verdicts})"

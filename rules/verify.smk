@@ -17,5 +17,7 @@ rule verify_solutions:
     resources:
         mem_mb=4000,
         runtime=120,
+    conda:
+        "../envs/verify.yaml"
     script:
         "../scripts/verify.py"

@@ -57,17 +57,20 @@ def validate(config: dict, source: str = "config") -> dict:
 def _check_references(config: dict, source: str) -> None:
     """Names used by the steps must be models defined under `models`, of a kind that step can use."""
     models = config["models"]
-    for section, key in (("generate", "generators"), ("finetune", "students")):
-        for name in config[section][key]:
-            if name not in models:
-                raise ValueError(f"{source}: {section}.{key}: {name!r} is not defined under models")
-    for name in config["finetune"]["students"]:
-        if models[name]["source"] == "openai":
-            raise ValueError(f"{source}: finetune.students: {name!r} is an API model and cannot be fine-tuned")
     for name, spec in models.items():
         needed = {"hub": "id", "local": "path", "openai": "base_url"}.get(spec["source"])
         if needed and needed not in spec:
             raise ValueError(f"{source}: models.{name}: source {spec['source']} needs the key {needed!r}")
+    for section, key in (("generate", "generators"), ("finetune", "students")):
+        for name in config[section][key]:
+            if name not in models:
+                raise ValueError(f"{source}: {section}.{key}: {name!r} is not defined under models")
+    for name in config["self_improvers"] or []:
+        if name not in config["generate"]["generators"] or name not in config["finetune"]["students"]:
+            raise ValueError(f"{source}: self_improvers: {name!r} must be in generate.generators and finetune.students")
+    for name in config["finetune"]["students"]:
+        if models[name]["source"] == "openai":
+            raise ValueError(f"{source}: finetune.students: {name!r} is an API model and cannot be fine-tuned")
 
 
 def load(path: str | Path) -> dict:

@@ -1,0 +1,470 @@
+"""Fine-tuning (DESIGN.md section 2, step 6): causal-LM training on the verified examples, packed into blocks.
+
+`train` reads top to bottom in the order things happen, like nanoGPT's train.py: setup, data, model and
+optimizer, resume, the loop (micro-steps, clip, step, log, checkpoint), one saved model per epoch. It runs
+the same on this CPU and under `accelerate launch` on several GPUs (configs in `accelerate/`).
+
+Two folders per run, on purpose:
+- the epoch folders (`out_dirs`, one per epoch) are the pipeline's declared outputs, plain Hugging Face
+  folders (`save_pretrained` + tokenizer) that any tool loads;
+- `checkpoint_dir` lives outside the declared outputs, where Snakemake does not delete it when a job
+  fails. It keeps the latest training state (model, optimizer, scheduler, RNG, data position) and each
+  finished epoch's model, so a rerun resumes mid-epoch and re-publishes epoch folders that Snakemake
+  removed. Epoch folders are hard links to those copies where the file system allows, so they cost no
+  extra disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from accelerate import Accelerator, PartialState
+from accelerate.logging import get_logger
+from accelerate.utils import set_seed
+from transformers import AutoModelForCausalLM, AutoTokenizer, get_scheduler
+
+from selfteach.io import write_json
+
+logger = get_logger(__name__)
+
+# The example format of step 5 ends every example with this line; EOS goes after it. A text without it
+# is one example.
+EXAMPLE_END = re.compile(r"^assert f\(g\(\)\)\n", re.MULTILINE)
+CSV_COLUMNS = ("step", "epoch", "loss", "lr", "tokens", "tokens_per_s", "elapsed_s")
+TOKENIZE_CHUNK = 1024  # examples per tokenizer call: bounds the Python lists held at once at paper scale
+PROGRESS_FILE = "progress.json"  # written last into a checkpoint: its presence marks the checkpoint complete
+CHECKPOINT_PREFIX = "step-"
+EPOCH_MODELS = "epoch-models"  # inside checkpoint_dir: each finished epoch's model, the source of out_dirs
+RUN_CONFIG_FILE = "finetune.json"  # the training config and position, saved beside each epoch's weights
+# Our schedule names -> transformers' names; every schedule starts with `warmup_steps` of linear warm-up.
+SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
+MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
+# Changing these does not change the trained weights, so a checkpoint made under other values still fits.
+NOT_IN_FINGERPRINT = ("log_every", "save_every_steps")
+
+
+@dataclass
+class FinetuneConfig:
+    """The training recipe; the defaults are the paper's (lr 5e-6, 10 warm-up steps, batch 4, 1024 tokens)."""
+
+    epochs: int = 1
+    lr: float = 5e-6
+    warmup_steps: int = 10
+    schedule: str = "linear"  # "linear" | "cosine" | "constant", each after the warm-up
+    block_size: int = 1024  # tokens per packed training sequence
+    batch_size: int = 4  # blocks per device per micro-step
+    grad_accum: int = 1  # micro-steps per optimizer step
+    max_grad_norm: float = 1.0
+    weight_decay: float = 0.0  # applied to matrices only, never to norms or biases
+    gradient_checkpointing: bool = False  # trade compute for memory on large models
+    mixed_precision: str = "auto"  # "auto": bf16 on a CUDA GPU that has it, else fp16; fp32 ("no") on CPU
+    seed: int = 0
+    log_every: int = 10  # optimizer steps per CSV row
+    save_every_steps: int = 500  # optimizer steps per resumable checkpoint (one is also kept per epoch)
+
+    def __post_init__(self):
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"finetune schedule {self.schedule!r}: expected one of {sorted(SCHEDULES)}")
+        if self.mixed_precision not in MIXED_PRECISION:
+            raise ValueError(f"finetune mixed_precision {self.mixed_precision!r}: expected one of {MIXED_PRECISION}")
+        for name in ("epochs", "block_size", "batch_size", "grad_accum", "log_every", "save_every_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"finetune {name} must be at least 1, got {getattr(self, name)}")
+        for name in ("lr", "warmup_steps", "max_grad_norm", "weight_decay"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"finetune {name} must not be negative, got {getattr(self, name)}")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> FinetuneConfig:
+        """Build from a mapping (a config section, a JSON object); an unknown key is an error naming it."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"finetune config: unknown key(s) {unknown}; known keys: {sorted(known)}")
+        return cls(**values)
+
+
+# --- data: examples -> token ids -> packed blocks ---------------------------------------------------------
+
+
+def split_examples(text: str) -> list[str]:
+    """Cut the fine-tuning text into examples, each ending with its `assert f(g())` line.
+
+    Whitespace between examples is dropped (EOS separates them instead); a text that is only whitespace
+    has no examples.
+    """
+    pieces = EXAMPLE_END.split(text)
+    examples = [piece.strip("\n") + "\nassert f(g())\n" for piece in pieces[:-1]]
+    if pieces[-1].strip():  # text after the last assert line, or a text in another format: one example
+        examples.append(pieces[-1].strip("\n") + "\n")
+    return examples
+
+
+def tokenize_examples(tokenizer, examples: list[str]) -> np.ndarray:
+    """All examples' token ids in order, each followed by EOS so the model learns where an example ends."""
+    eos = tokenizer.eos_token_id
+    chunks = []
+    for start in range(0, len(examples), TOKENIZE_CHUNK):
+        batch = tokenizer(examples[start : start + TOKENIZE_CHUNK], add_special_tokens=False)["input_ids"]
+        chunks.append(np.fromiter((t for ids in batch for t in (*ids, eos)), dtype=np.int32))
+    return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int32)
+
+
+def pack_blocks(ids: np.ndarray, block_size: int) -> torch.Tensor:
+    """Cut the token stream into `block_size` blocks (run_clm's group_texts); a tail shorter than a block
+    is dropped, except that a stream shorter than one block becomes one shorter block of all of it.
+
+    Returns (n_blocks, block_size) int32, or (1, len(ids)) for a short stream.
+    """
+    if len(ids) < block_size:
+        return torch.from_numpy(ids.copy()).view(1, -1)
+    n_blocks = len(ids) // block_size
+    return torch.from_numpy(ids[: n_blocks * block_size].copy()).view(n_blocks, block_size)
+
+
+class PackedBlocks(torch.utils.data.Dataset):
+    def __init__(self, blocks: torch.Tensor):
+        self.blocks = blocks  # (N, T) int32: half the memory of int64 at paper scale
+
+    def __len__(self) -> int:
+        return len(self.blocks)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.blocks[index]
+
+
+def collate_blocks(rows: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Labels are the inputs: the model shifts them by one position itself."""
+    input_ids = torch.stack(rows).long()  # (B, T)
+    return {"input_ids": input_ids, "labels": input_ids}
+
+
+class EpochShuffle(torch.utils.data.Sampler):
+    """A fresh order of the blocks every epoch, a pure function of (seed, epoch).
+
+    Because the order depends on nothing else, a resumed run replays the interrupted epoch's order exactly
+    and only has to skip the batches it already trained on.
+    """
+
+    def __init__(self, size: int, seed: int):
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(np.random.default_rng([self.seed, self.epoch]).permutation(self.size).tolist())
+
+
+# --- folders: atomic saves, checkpoints, publishing epochs -------------------------------------------------
+
+
+@contextlib.contextmanager
+def atomic_dir(path: Path) -> Iterator[Path]:
+    """Yield a temporary folder beside `path`; it replaces `path` only when the block succeeds, so a
+    half-saved model or checkpoint never looks finished."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        shutil.rmtree(path, ignore_errors=True)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another file system, or links not allowed
+        shutil.copy2(src, dst)
+
+
+def publish(src: Path, dst: Path) -> None:
+    """Make `dst` a complete copy of the model folder `src` (hard links where possible)."""
+    with atomic_dir(dst) as tmp:
+        shutil.copytree(src, tmp, copy_function=_link_or_copy, dirs_exist_ok=True)
+
+
+def run_fingerprint(config: FinetuneConfig, model_path: Path, text: str) -> str:
+    """What a checkpoint must match to be resumed: the config (less logging knobs), base model and data."""
+    recipe = {k: v for k, v in dataclasses.asdict(config).items() if k not in NOT_IN_FINGERPRINT}
+    key = json.dumps([recipe, str(model_path.resolve()), hashlib.sha256(text.encode()).hexdigest()])
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def latest_checkpoint(checkpoint_dir: Path, fingerprint: str) -> tuple[Path, dict] | None:
+    """The newest complete checkpoint of this run, or None. A checkpoint of another run (the config, base
+    model or data changed since) is stale: it and its epoch models are deleted, and training starts fresh."""
+    done = sorted(checkpoint_dir.glob(f"{CHECKPOINT_PREFIX}*/{PROGRESS_FILE}"))
+    if not done:
+        return None
+    progress = json.loads(done[-1].read_text())
+    if progress["fingerprint"] != fingerprint:
+        logger.warning(f"{checkpoint_dir}: checkpoint is from a different run (config, model or data changed); starting fresh")
+        if PartialState().is_main_process:
+            shutil.rmtree(checkpoint_dir)
+        PartialState().wait_for_everyone()
+        return None
+    return done[-1].parent, progress
+
+
+def save_checkpoint(accelerator: Accelerator, checkpoint_dir: Path, progress: dict) -> None:
+    """Save the whole training state, then drop older checkpoints: only the latest is ever resumed."""
+    final = checkpoint_dir / f"{CHECKPOINT_PREFIX}{progress['step']:09d}"
+    tmp = final.with_name(f".{final.name}.tmp")
+    accelerator.save_state(tmp)  # every process writes its part (its RNG state; its shard under FSDP)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        write_json(tmp / PROGRESS_FILE, progress)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        for old in checkpoint_dir.glob(f"{CHECKPOINT_PREFIX}*"):
+            if old != final:
+                shutil.rmtree(old)
+    accelerator.wait_for_everyone()
+
+
+def save_epoch_model(accelerator: Accelerator, model, tokenizer, folder: Path, run_config: dict) -> None:
+    """`save_pretrained` + tokenizer + the run's config; under FSDP every process helps gather the weights."""
+    state_dict = accelerator.get_state_dict(model)
+    if accelerator.is_main_process:
+        with atomic_dir(folder) as tmp:
+            accelerator.unwrap_model(model).save_pretrained(tmp, state_dict=state_dict)
+            tokenizer.save_pretrained(tmp)
+            write_json(tmp / RUN_CONFIG_FILE, run_config)
+    accelerator.wait_for_everyone()
+
+
+def publish_finished_epochs(checkpoint_dir: Path, out_dirs: list[Path], epochs_done: int) -> None:
+    """(Re)create the epoch folders of finished epochs that are missing (Snakemake removes outputs of a failed job)."""
+    if not PartialState().is_main_process:
+        return
+    for epoch, out_dir in enumerate(out_dirs[:epochs_done], 1):
+        if not out_dir.exists():
+            publish(checkpoint_dir / EPOCH_MODELS / f"epoch{epoch}", out_dir)
+
+
+class CsvLog:
+    """The training curve, one row per `log_every` optimizer steps, flushed as written.
+
+    A resumed run first drops the rows its killed predecessor wrote after the checkpoint it resumes from,
+    so the curve has each step once."""
+
+    def __init__(self, path: Path, resume_step: int):
+        self.path = path
+        kept = []
+        if resume_step and path.exists():
+            with open(path, newline="") as old:
+                kept = [row for row in csv.DictReader(old) if int(row["step"]) <= resume_step]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", newline="") as out:
+            writer = csv.DictWriter(out, CSV_COLUMNS)
+            writer.writeheader()
+            writer.writerows(kept)
+
+    def write(self, **row) -> None:
+        with open(self.path, "a", newline="") as out:
+            csv.DictWriter(out, CSV_COLUMNS).writerow(row)
+
+
+def resolve_mixed_precision(setting: str) -> str:
+    if setting != "auto":
+        return setting
+    if PartialState().device.type != "cuda":
+        return "no"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+# --- the training run ---------------------------------------------------------------------------------------
+
+
+def train(
+    config: FinetuneConfig,
+    model_path: str | os.PathLike,
+    train_text: str | os.PathLike,
+    out_dirs: list[str | os.PathLike],
+    checkpoint_dir: str | os.PathLike,
+    log_csv: str | os.PathLike,
+) -> dict:
+    """Fine-tune the model at `model_path` on the text file `train_text`; save epoch e's model to out_dirs[e-1].
+
+    Resumes from the latest checkpoint in `checkpoint_dir` when one of the same run exists, skipping the
+    batches already trained on; the result (steps, weights) is the same as an uninterrupted run's.
+
+    Small sets, so that the pipeline always gets its epoch models:
+    - a set with fewer tokens than one block trains on one shorter block holding all of it (a warning says so);
+    - an empty set (no examples: a small model may verify no puzzle) trains nothing: every epoch folder is a
+      copy of the base model, and the warning and the summary's `note` say so. Evaluating such an "epoch"
+      measures the base model, which is what fine-tuning on nothing gives.
+
+    Returns a summary: steps, the step it resumed from (0 when fresh), data sizes, tokens/s, final loss.
+    """
+    # --- setup ---
+    model_path, checkpoint_dir, log_csv = Path(model_path), Path(checkpoint_dir), Path(log_csv)
+    out_dirs = [Path(d) for d in out_dirs]
+    if len(out_dirs) != config.epochs:
+        raise ValueError(f"finetune: {len(out_dirs)} epoch folders given for {config.epochs} epochs")
+    if not (model_path / "config.json").exists():
+        raise FileNotFoundError(f"finetune: no Hugging Face model folder at {model_path} (config.json missing)")
+    text = Path(train_text).read_text()
+    accelerator = Accelerator(
+        mixed_precision=resolve_mixed_precision(config.mixed_precision),
+        gradient_accumulation_steps=config.grad_accum,
+    )
+    set_seed(config.seed)
+    fingerprint = run_fingerprint(config, model_path, text)
+    run_config = {"config": dataclasses.asdict(config), "base_model": str(model_path), "train_text": str(train_text)}
+
+    # --- data ---
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    examples = split_examples(text)
+    if not examples:
+        return _copy_base_model(model_path, train_text, out_dirs, log_csv)
+    ids = tokenize_examples(tokenizer, examples)
+    blocks = pack_blocks(ids, config.block_size)  # (N, T)
+    if len(ids) < config.block_size:
+        logger.warning(
+            f"{train_text}: {len(ids)} tokens, fewer than one block of {config.block_size}; training on one "
+            f"block of {len(ids)} tokens"
+        )
+    sampler = EpochShuffle(len(blocks), config.seed)
+    dataloader = torch.utils.data.DataLoader(
+        PackedBlocks(blocks), batch_size=config.batch_size, sampler=sampler, collate_fn=collate_blocks
+    )
+
+    # --- model and optimizer ---
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)  # fp32 master weights
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+    matrices = [p for p in model.parameters() if p.ndim >= 2]
+    vectors = [p for p in model.parameters() if p.ndim < 2]  # norms and biases: no weight decay
+    optimizer = torch.optim.AdamW(
+        [{"params": matrices, "weight_decay": config.weight_decay}, {"params": vectors, "weight_decay": 0.0}],
+        lr=config.lr,
+    )
+    model, optimizer, dataloader = accelerator.prepare(model, optimizer, dataloader)
+    # Step counts come from the prepared loader: under data parallelism each process sees a share.
+    steps_per_epoch = math.ceil(len(dataloader) / config.grad_accum)
+    total_steps = steps_per_epoch * config.epochs
+    scheduler = get_scheduler(
+        SCHEDULES[config.schedule], optimizer, num_warmup_steps=config.warmup_steps, num_training_steps=total_steps
+    )
+    accelerator.register_for_checkpointing(scheduler)  # stepped by hand below, so not prepared: save it ourselves
+    logger.info(
+        f"{len(examples)} examples, {len(ids)} tokens, {len(blocks)} blocks of {blocks.shape[1]}; effective batch "
+        f"{config.batch_size * config.grad_accum * accelerator.num_processes} blocks; {total_steps} optimizer "
+        f"steps over {config.epochs} epoch(s); mixed precision {accelerator.mixed_precision}"
+    )
+
+    # --- resume or start fresh ---
+    progress = {"step": 0, "epoch": 0, "batches_done": 0, "tokens": 0, "elapsed_s": 0.0}
+    found = latest_checkpoint(checkpoint_dir, fingerprint)
+    if found:
+        accelerator.load_state(found[0])
+        progress = {key: found[1][key] for key in progress}
+        logger.info(f"resuming from {found[0]}: step {progress['step']}, epoch {progress['epoch'] + 1}")
+    start_step = progress["step"]
+    publish_finished_epochs(checkpoint_dir, out_dirs, progress["epoch"])
+    csv_log = CsvLog(log_csv, start_step) if accelerator.is_main_process else None
+
+    # --- the loop ---
+    run_start = window_start = time.perf_counter()
+    window_loss, window_batches, window_tokens, save_seconds = torch.zeros((), device=accelerator.device), 0, 0, 0.0
+    loss = None
+    for epoch in range(progress["epoch"], config.epochs):
+        sampler.set_epoch(epoch)
+        batches = accelerator.skip_first_batches(dataloader, progress["batches_done"])
+        model.train()
+        for batch in batches:
+            with accelerator.accumulate(model):
+                loss = model(**batch).loss
+                accelerator.backward(loss)  # scaled by 1/grad_accum inside accumulate
+                if accelerator.sync_gradients:  # the last micro-step of an accumulation: one optimizer step
+                    accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                    optimizer.step()
+                    if not accelerator.optimizer_step_was_skipped:  # fp16 skips steps with inf gradients
+                        scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+            progress["batches_done"] += 1
+            tokens = batch["input_ids"].numel() * accelerator.num_processes  # even batches on every process
+            progress["tokens"] += tokens
+            window_tokens += tokens
+            window_loss += loss.detach()
+            window_batches += 1
+            if not accelerator.sync_gradients:
+                continue
+            progress["step"] += 1
+            end_of_epoch = progress["batches_done"] == len(dataloader)
+            if progress["step"] % config.log_every == 0 or end_of_epoch:
+                now = time.perf_counter()
+                mean_loss = accelerator.reduce(window_loss / window_batches, "mean").item()
+                if csv_log:
+                    csv_log.write(
+                        step=progress["step"],
+                        epoch=epoch + 1,
+                        loss=round(mean_loss, 6),
+                        lr=scheduler.get_last_lr()[0],
+                        tokens=progress["tokens"],
+                        tokens_per_s=round(window_tokens / (now - window_start), 1),
+                        elapsed_s=round(progress["elapsed_s"] + now - run_start, 3),
+                    )
+                window_loss.zero_()
+                window_batches, window_tokens, window_start = 0, 0, now
+            if progress["step"] % config.save_every_steps == 0 and not end_of_epoch:
+                saved_at = time.perf_counter()
+                save_checkpoint(accelerator, checkpoint_dir, {**progress, "elapsed_s": progress["elapsed_s"] + saved_at - run_start, "fingerprint": fingerprint, **run_config})
+                save_seconds += time.perf_counter() - saved_at
+
+        # --- end of epoch: its model, then a checkpoint that records the epoch as done ---
+        saved_at = time.perf_counter()
+        progress["epoch"], progress["batches_done"] = epoch + 1, 0
+        epoch_model = checkpoint_dir / EPOCH_MODELS / f"epoch{epoch + 1}"
+        save_epoch_model(accelerator, model, tokenizer, epoch_model, {**run_config, **progress})
+        if accelerator.is_main_process:
+            publish(epoch_model, out_dirs[epoch])
+        save_checkpoint(accelerator, checkpoint_dir, {**progress, "elapsed_s": progress["elapsed_s"] + saved_at - run_start, "fingerprint": fingerprint, **run_config})
+        save_seconds += time.perf_counter() - saved_at
+
+    # --- summary ---
+    train_seconds = time.perf_counter() - run_start - save_seconds
+    tokens_this_run = progress["tokens"] - (found[1]["tokens"] if found else 0)
+    return {
+        "status": "trained",
+        "steps": progress["step"],
+        "resumed_from_step": start_step,
+        "epochs": config.epochs,
+        "examples": len(examples),
+        "tokens": int(len(ids)),
+        "blocks": len(blocks),
+        "block_size": int(blocks.shape[1]),
+        "dropped_tokens": int(len(ids) - blocks.numel()),
+        "train_tokens": tokens_this_run,
+        "train_seconds": round(train_seconds, 3),
+        "train_tokens_per_s": round(tokens_this_run / train_seconds, 1) if train_seconds > 0 else None,
+        "final_loss": loss.item() if loss is not None else None,
+        "num_processes": accelerator.num_processes,
+        "mixed_precision": accelerator.mixed_precision,
+        "out_dirs": [str(d) for d in out_dirs],
+    }

@@ -1,0 +1,437 @@
+"""The study's tables and figures (DESIGN.md section 2, the paper's experiments), rebuilt from evaluations.
+
+Each evaluation folder results/eval/<student>/<tag>/ holds a per_puzzle.csv. The report recomputes
+pass@k and its bootstrap interval from it, gathers every evaluation into one long table, and draws each
+table and figure from that table. An output whose data the run lacks (one round, one epoch, no
+fine-tuned model yet) is still written, with a note saying what is missing, so that the workflow's
+declared outputs always exist.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: the same figures on a laptop and on a cluster node without a display
+
+import matplotlib.pyplot as plt  # noqa: E402 (after the backend is chosen)
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from selfteach.evaluate import PASSK_COLUMNS, passk_table, read_per_puzzle, PER_PUZZLE_CSV  # noqa: E402
+from selfteach.io import atomic_path, write_text  # noqa: E402
+from selfteach.metrics import DEFAULT_LEVEL, DEFAULT_RESAMPLES  # noqa: E402
+
+BASE = "base"
+VARIANTS = ("verified", "unverified")
+TAG = re.compile(r"(?P<generator>.+)-(?P<variant>verified|unverified)-r(?P<round>\d+)-epoch(?P<epoch>\d+)")
+KEYS = ("student", "generator", "variant", "round", "epoch")
+LONG_COLUMNS = (*KEYS, "tag", "puzzles", *PASSK_COLUMNS)
+
+LONG_TABLE = "passk_long"
+TABLE_NAMES = ("passk_by_condition", "student_generator", "rounds", "data_card")
+TABLE_FORMATS = ("csv", "md", "tex")
+FIGURE_NAMES = ("passk_curves", "student_generator_heatmap", "passk_by_round", "passk_by_epoch")
+FIGURE_FORMATS = ("png", "pdf")
+
+PALETTE = "colorblind"
+STYLE = {
+    **sns.axes_style("whitegrid"),
+    **sns.plotting_context("paper", font_scale=1.2),
+    "figure.dpi": 100,
+    "savefig.dpi": 150,
+    "savefig.bbox": "tight",
+}
+PANEL_SIZE = (4.2, 3.4)  # inches per facet
+BAND_ALPHA = 0.2
+DODGE = 0.04  # sideways shift between lines, in x units (rounds, epochs)
+NOTE_STYLE = {"ha": "center", "va": "center", "fontsize": 10, "color": "0.35", "wrap": True}
+
+
+# ---------------------------------------------------------------- collect
+
+
+def parse_tag(tag: str) -> dict:
+    """'base' or '<generator>-<variant>-r<round>-epoch<e>' -> generator, variant, round, epoch.
+
+    The base model is variant 'base', trained for epoch 0, in no round and from no generator.
+    """
+    if tag == BASE:
+        return {"generator": pd.NA, "variant": BASE, "round": pd.NA, "epoch": 0}
+    match = TAG.fullmatch(tag)
+    if match is None:
+        raise ValueError(f"evaluation tag {tag!r} is neither 'base' nor '<generator>-<variant>-r<round>-epoch<e>'")
+    return {**match.groupdict(), "round": int(match["round"]), "epoch": int(match["epoch"])}
+
+
+def collect(
+    eval_dirs,
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    level: float = DEFAULT_LEVEL,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """One row per (evaluation, k): the folder's student and tag, parsed, with its pass@k table."""
+    frames = []
+    for folder in map(Path, eval_dirs):
+        per_puzzle = read_per_puzzle(folder / PER_PUZZLE_CSV)
+        table = passk_table(per_puzzle, resamples=resamples, level=level, seed=seed)
+        keys = {"student": folder.parent.name, **parse_tag(folder.name), "tag": folder.name}
+        frames.append(table.assign(**keys, puzzles=len(per_puzzle)))
+    if not frames:
+        return pd.DataFrame(columns=LONG_COLUMNS)
+    long = pd.concat(frames, ignore_index=True)[list(LONG_COLUMNS)]
+    duplicated = long.duplicated(["student", "tag", "k"])
+    if duplicated.any():
+        first = long[duplicated].iloc[0]
+        raise ValueError(f"evaluation {first['student']}/{first['tag']} is given twice")
+    long = long.astype({"round": "Int64", "epoch": "Int64"})
+    order = long["variant"].map({BASE: 0, "verified": 1, "unverified": 2})
+    return long.assign(_order=order).sort_values(["student", "_order", "generator", "round", "epoch", "k"]) \
+        .drop(columns="_order").reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- selections
+
+
+def largest_k(long: pd.DataFrame) -> int:
+    return int(long["k"].max())
+
+
+def last_epochs(long: pd.DataFrame) -> pd.DataFrame:
+    """Fine-tuned rows at the last evaluated epoch of each (student, generator, variant, round)."""
+    tuned = long[long["variant"] != BASE]
+    last = tuned.groupby(["student", "generator", "variant", "round"])["epoch"].transform("max")
+    return tuned[tuned["epoch"] == last]
+
+
+def strongest_generator(long: pd.DataFrame) -> str | None:
+    """The generator whose round-0 verified data gives the best mean pass@(largest k) over students."""
+    final = last_epochs(long)
+    final = final[(final["variant"] == "verified") & (final["round"] == 0) & (final["k"] == largest_k(long))]
+    if final.empty:
+        return None
+    return final.groupby("generator")["pass_at_k"].mean().idxmax()
+
+
+def _percent_cell(row) -> str:
+    return f"{100 * row['pass_at_k']:.1f} [{100 * row['ci_low']:.1f}, {100 * row['ci_high']:.1f}]"
+
+
+def _with_cells(rows: pd.DataFrame) -> pd.DataFrame:
+    """Printable keys ('-' where a key does not apply) and a 'pass@k % [CI]' cell per row."""
+    shown = rows.astype({"generator": object, "round": object}).fillna({"generator": "-", "round": "-"})
+    return shown.assign(cell=rows.apply(_percent_cell, axis=1) if len(rows) else [])
+
+
+# ---------------------------------------------------------------- tables
+
+
+def passk_by_condition(long: pd.DataFrame) -> pd.DataFrame:
+    """pass@k % [CI] per student and condition: the base model and every (generator, variant, round) at its last epoch."""
+    rows = pd.concat([long[long["variant"] == BASE], last_epochs(long)]).sort_index()
+    if rows.empty:
+        return pd.DataFrame(columns=list(KEYS))
+    wide = _pivot(rows, list(KEYS), "k")
+    wide.columns = [f"pass@{k}" for k in wide.columns]
+    return wide.reset_index()
+
+
+def student_generator(long: pd.DataFrame) -> pd.DataFrame:
+    """pass@(largest k) % [CI] per student (rows) and generator (columns), round 0, last epoch, per variant."""
+    rows = last_epochs(long)
+    rows = rows[(rows["round"] == 0) & (rows["k"] == largest_k(long))] if len(rows) else rows
+    if rows.empty:
+        return pd.DataFrame(columns=["student", "variant"])
+    return _pivot(rows, ["student", "variant"], "generator").reset_index()
+
+
+def rounds_table(long: pd.DataFrame) -> pd.DataFrame:
+    """pass@(largest k) % [CI] per self-improvement round (columns), last epoch of each round."""
+    rows = last_epochs(long)
+    rows = rows[rows["k"] == largest_k(long)] if len(rows) else rows
+    if rows.empty:
+        return pd.DataFrame(columns=["student", "generator", "variant"])
+    wide = _pivot(rows, ["student", "generator", "variant"], "round")
+    wide.columns = [f"round {r}" for r in wide.columns]
+    return wide.reset_index()
+
+
+def _pivot(rows: pd.DataFrame, index: list[str], columns: str) -> pd.DataFrame:
+    """Cells spread over `columns`, rows and columns kept in the long table's order, '-' where none."""
+    wide = _with_cells(rows).pivot_table(index=index, columns=columns, values="cell", aggfunc="first", sort=False)
+    return wide.fillna("-").rename_axis(columns=None)
+
+
+def load_card(path: str | Path) -> list[dict]:
+    """A data card's stage counts: {"stages": [{"stage": str, "count": int}, ...]}."""
+    card = json.loads(Path(path).read_text())
+    stages = card.get("stages") if isinstance(card, dict) else None
+    if not isinstance(stages, list) or not all(
+        isinstance(s, dict) and isinstance(s.get("stage"), str) and isinstance(s.get("count"), int) for s in stages
+    ):
+        raise ValueError(f"{path}: expected {{'stages': [{{'stage': str, 'count': int}}, ...]}}")
+    return stages
+
+
+def card_label(path: str | Path) -> str:
+    """results/data/<gen>/r<round>/<variant>/card.json -> '<gen> r<round> <variant>'."""
+    return " ".join(Path(path).parent.parts[-3:])
+
+
+def data_card_table(card_paths) -> pd.DataFrame:
+    """Stage counts (rows, in the cards' order) per data set (columns): how many items each step kept."""
+    columns = {card_label(path): {s["stage"]: s["count"] for s in load_card(path)} for path in card_paths}
+    if not columns:
+        return pd.DataFrame(columns=["stage"])
+    table = pd.DataFrame(columns).astype("Int64")  # a stage one card lacks stays empty
+    return table.rename_axis("stage").reset_index()
+
+
+# ---------------------------------------------------------------- table files
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    cells = [[str(value).replace("|", r"\|") for value in row] for row in table.astype(object).fillna("").values]
+    lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + "---|" * len(table.columns)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells]) + "\n"
+
+
+_LATEX_SPECIAL = {c: "\\" + c for c in "&%$#_{}"} | {"~": r"\textasciitilde{}", "^": r"\^{}", "\\": r"\textbackslash{}"}
+
+
+def _latex(value) -> str:
+    return "".join(_LATEX_SPECIAL.get(c, c) for c in str(value))
+
+
+def to_latex(table: pd.DataFrame) -> str:
+    """A booktabs tabular (needs \\usepackage{booktabs}); every cell escaped."""
+    def row(values) -> str:
+        return " & ".join(_latex(v) for v in values) + r" \\"
+
+    body = [row(values) for values in table.astype(object).fillna("").values]
+    return "\n".join(
+        [rf"\begin{{tabular}}{{{'l' * len(table.columns)}}}", r"\toprule", row(table.columns), r"\midrule"]
+        + body
+        + [r"\bottomrule", r"\end{tabular}"]
+    ) + "\n"
+
+
+def write_table(table: pd.DataFrame, out_dir: str | Path, name: str, note: str | None = None) -> None:
+    """name.csv (the data), name.md and name.tex (for reading and for papers); `note` goes under the table."""
+    out_dir = Path(out_dir)
+    with atomic_path(out_dir / f"{name}.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    markdown = to_markdown(table) if len(table) else ""
+    latex = to_latex(table) if len(table) else ""
+    if note:
+        markdown += f"\n_{note}_\n"
+        latex += f"% {note}\n"
+    write_text(out_dir / f"{name}.md", markdown)
+    write_text(out_dir / f"{name}.tex", latex)
+
+
+def write_tables(long: pd.DataFrame, out_dir: str | Path, card_paths=()) -> None:
+    out_dir = Path(out_dir)
+    with atomic_path(out_dir / f"{LONG_TABLE}.csv") as tmp:
+        long.to_csv(tmp, index=False)
+    one_round = last_epochs(long)["round"].nunique() == 1
+    tables = {
+        "passk_by_condition": (passk_by_condition(long), "No evaluation yet."),
+        "student_generator": (student_generator(long), "No fine-tuned model evaluated yet."),
+        "rounds": (rounds_table(long), "No fine-tuned model evaluated yet."),
+        "data_card": (data_card_table(card_paths), "No data card given."),
+    }
+    for name, (table, empty_note) in tables.items():
+        note = empty_note if table.empty else None
+        if name == "rounds" and one_round:
+            note = "Only one round so far: self-improvement needs rounds > 1."
+        write_table(table, out_dir, name, note)
+
+
+# ---------------------------------------------------------------- figures
+
+
+def _facets(count: int) -> tuple[plt.Figure, list[plt.Axes]]:
+    count = max(count, 1)
+    fig, axes = plt.subplots(1, count, figsize=(PANEL_SIZE[0] * count, PANEL_SIZE[1]), sharey=True, squeeze=False, layout="constrained")
+    return fig, list(axes[0])
+
+
+def _note(ax: plt.Axes, text: str, y: float = 0.5) -> None:
+    ax.text(0.5, y, text, transform=ax.transAxes, **NOTE_STYLE)
+
+
+def _keep_last_legend(axes: list[plt.Axes]) -> None:
+    for ax in axes[:-1]:
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    if axes[-1].get_legend() is not None:
+        sns.move_legend(axes[-1], "upper left", bbox_to_anchor=(1.02, 1), frameon=False)
+
+
+def _percent(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows.assign(**{c: 100 * rows[c].astype(float) for c in ("pass_at_k", "ci_low", "ci_high")})
+
+
+def plot_passk_curves(long: pd.DataFrame) -> plt.Figure:
+    """pass@k against k per student: the base model vs fine-tuned on verified vs unverified data.
+
+    The fine-tuned curves use the strongest generator's round-0 data at the last epoch, as the paper's
+    first experiment did; the bands are the bootstrap intervals over puzzles.
+    """
+    generator = strongest_generator(long)
+    final = last_epochs(long)
+    tuned = final[(final["generator"] == generator) & (final["round"] == 0)]
+    rows = _percent(pd.concat([long[long["variant"] == BASE], tuned]))
+    rows = rows.assign(condition=["base model" if v == BASE else f"{v} ({generator})" for v in rows["variant"]])
+    conditions = list(dict.fromkeys(rows["condition"]))
+    palette = dict(zip(conditions, sns.color_palette(PALETTE, len(conditions))))
+    students = list(dict.fromkeys(rows["student"]))
+    fig, axes = _facets(len(students))
+    for ax, student in zip(axes, students):
+        mine = rows[rows["student"] == student]
+        sns.lineplot(mine, x="k", y="pass_at_k", hue="condition", palette=palette, marker="o", ax=ax, errorbar=None)
+        for condition, line in mine.groupby("condition", sort=False):
+            ax.fill_between(line["k"], line["ci_low"], line["ci_high"], color=palette[condition], alpha=BAND_ALPHA)
+        ks = sorted(mine["k"].unique())
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ks, [str(k) for k in ks])
+        ax.set(title=student, xlabel="k (samples per puzzle)", ylabel="pass@k (%)")
+        ax.legend(title="training data")
+    if not students:
+        _note(axes[0], "No evaluation yet.")
+    elif generator is None:
+        _note(axes[0], "No fine-tuned model evaluated yet.", y=0.9)
+    _keep_last_legend(axes)
+    fig.suptitle("pass@k on the P3 test puzzles (bands: 95% bootstrap CI over puzzles)")
+    return fig
+
+
+def plot_student_generator_heatmap(long: pd.DataFrame) -> plt.Figure:
+    """pass@(largest k) of every student fine-tuned on every generator's verified round-0 data."""
+    fig, (ax,) = _facets(1)
+    final = last_epochs(long)
+    k = largest_k(long) if len(long) else None
+    rows = final[(final["variant"] == "verified") & (final["round"] == 0) & (final["k"] == k)]
+    if rows.empty:
+        ax.set_axis_off()
+        _note(ax, "No model fine-tuned on verified data evaluated yet.")
+    else:
+        grid = _percent(rows).pivot(index="student", columns="generator", values="pass_at_k")
+        sns.heatmap(grid, annot=True, fmt=".1f", cmap="viridis", ax=ax, cbar_kws={"label": f"pass@{k} (%)"})
+        ax.set(xlabel="generator (wrote the training puzzles)", ylabel="student (fine-tuned)")
+        ax.tick_params(axis="y", rotation=0)
+    ax.set_title(f"pass@{k} (%), students x generators, verified data" if k else "students x generators")
+    return fig
+
+
+def _lines_with_intervals(ax: plt.Axes, rows: pd.DataFrame, x: str, palette: dict) -> None:
+    """pass@k lines over `x`, coloured by generator, dashed for unverified data, with CI error bars.
+
+    Each line is shifted sideways a little so that the error bars of one x do not hide each other.
+    """
+    groups = list(dict.fromkeys(zip(rows["generator"], rows["variant"])))
+    shift = {group: DODGE * (i - (len(groups) - 1) / 2) for i, group in enumerate(groups)}
+    rows = rows.assign(_x=[value + shift[group] for value, group in zip(
+        rows[x].astype(float), zip(rows["generator"], rows["variant"]))])
+    sns.lineplot(rows, x="_x", y="pass_at_k", hue="generator", style="variant", palette=palette,
+                 style_order=[v for v in VARIANTS if v in set(rows["variant"])], markers=True, ax=ax, errorbar=None)
+    for (generator, _), line in rows.groupby(["generator", "variant"]):
+        ax.errorbar(line["_x"], line["pass_at_k"], fmt="none", capsize=3, color=palette[generator],
+                    yerr=[line["pass_at_k"] - line["ci_low"], line["ci_high"] - line["pass_at_k"]])
+
+
+def _base_line(ax: plt.Axes, long: pd.DataFrame, student: str, k: int) -> None:
+    base = long[(long["student"] == student) & (long["variant"] == BASE) & (long["k"] == k)]
+    if len(base):
+        ax.axhline(100 * base["pass_at_k"].iloc[0], color="0.4", linestyle=":", label="base model")
+
+
+def _plot_over(long: pd.DataFrame, rows: pd.DataFrame, x: str, xlabel: str, title: str, thin_note: str):
+    """Shared body of the per-round and per-epoch figures: one facet per student, base as a dotted line."""
+    k = largest_k(long) if len(long) else None
+    rows = _percent(rows[rows["k"] == k])
+    students = list(dict.fromkeys(rows["student"])) or list(dict.fromkeys(long["student"]))
+    generators = list(dict.fromkeys(rows["generator"]))
+    palette = dict(zip(generators, sns.color_palette(PALETTE, len(generators))))
+    fig, axes = _facets(len(students))
+    for ax, student in zip(axes, students):
+        mine = rows[rows["student"] == student]
+        if len(mine):
+            _lines_with_intervals(ax, mine, x, palette)
+            ax.set_xticks(sorted(mine[x].unique()))
+        _base_line(ax, long, student, k)
+        ax.set(title=student, xlabel=xlabel, ylabel=f"pass@{k} (%)")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
+    if rows.empty:
+        _note(axes[0], "No fine-tuned model evaluated yet.")
+    elif rows[x].nunique() < 2:
+        _note(axes[0], thin_note, y=0.9)
+    _keep_last_legend(axes)
+    fig.suptitle(f"pass@{k} (%) {title}" if k else title)
+    return fig
+
+
+def plot_passk_by_round(long: pd.DataFrame) -> plt.Figure:
+    """pass@(largest k) after each self-improvement round (last epoch of each), per student and generator."""
+    rows = last_epochs(long)
+    rounds = rows.groupby(["student", "generator", "variant"])["round"].transform("nunique")
+    if (rounds > 1).any():  # draw only the self-improvement loops; the round-0-only runs are in other figures
+        rows = rows[rounds > 1]
+    return _plot_over(long, rows, "round", "self-improvement round", "per self-improvement round",
+                      "Only one round so far: self-improvement needs rounds > 1.")
+
+
+def plot_passk_by_epoch(long: pd.DataFrame) -> plt.Figure:
+    """pass@(largest k) after each fine-tuning epoch on round-0 data, per student and generator."""
+    tuned = long[(long["variant"] != BASE) & (long["round"] == 0)]
+    return _plot_over(long, tuned, "epoch", "fine-tuning epoch", "per fine-tuning epoch (round 0)",
+                      "Only one epoch evaluated (evaluate.epochs: last, or epochs: 1).")
+
+
+FIGURES = {
+    "passk_curves": plot_passk_curves,
+    "student_generator_heatmap": plot_student_generator_heatmap,
+    "passk_by_round": plot_passk_by_round,
+    "passk_by_epoch": plot_passk_by_epoch,
+}
+
+
+def save_figure(fig: plt.Figure, out_dir: str | Path, name: str) -> None:
+    """name.png and name.pdf, each atomically; the PDF without a creation date, so reruns are identical."""
+    for fmt in FIGURE_FORMATS:
+        with atomic_path(Path(out_dir) / f"{name}.{fmt}") as tmp:
+            metadata = {"CreationDate": None} if fmt == "pdf" else None
+            fig.savefig(tmp, format=fmt, metadata=metadata)
+    plt.close(fig)
+
+
+def write_figures(long: pd.DataFrame, out_dir: str | Path) -> None:
+    with plt.rc_context(STYLE):
+        for name, plot in FIGURES.items():
+            save_figure(plot(long), out_dir, name)
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def report_main(
+    eval_dirs,
+    tables_dir: str | Path,
+    figures_dir: str | Path,
+    card_paths=(),
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    level: float = DEFAULT_LEVEL,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Collect the evaluations, write every table and figure; return the long table."""
+    long = collect(eval_dirs, resamples=resamples, level=level, seed=seed)
+    write_tables(long, tables_dir, card_paths)
+    write_figures(long, figures_dir)
+    return long
