@@ -20,6 +20,6 @@ include: "rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         study_outputs(),
-    default_target: True

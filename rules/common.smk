@@ -2,17 +2,27 @@
 
 import json
 import os
+import sys
 
 from snakemake.utils import min_version
 
+sys.path.insert(
+    0, workflow.basedir
+)  # the selfteach package beside this workflow, installed or not
+
 from selfteach import config as study_config
 from selfteach import models as study_models
+from selfteach.report import parse_tag
 
 min_version("9.0")
 
-# Jobs import selfteach from this source tree, also inside conda envs and on cluster nodes.
+# Jobs import selfteach from this source tree, also inside conda envs and on cluster nodes, and
+# their `python` is the one running Snakemake (`.venv/bin/snakemake` needs no activated venv).
 os.environ["PYTHONPATH"] = os.pathsep.join(
     filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")])
+)
+os.environ["PATH"] = os.pathsep.join(
+    [os.path.dirname(sys.executable), os.environ["PATH"]]
 )
 
 config.update(study_config.validate(config, source="config"))
@@ -47,7 +57,7 @@ def p3(name):
     return f"resources/p3/{name}"
 
 
-def p3_files():
+def p3_files(wildcards):
     return {name.split(".")[0]: p3(name) for name in P3_FILES}
 
 
@@ -65,7 +75,9 @@ def generator_folder(wildcards):
     round = int(wildcards.round)
     if round == 0:
         return model_folder(wildcards.gen)
-    return finetuned_folder(wildcards.gen, wildcards.gen, "verified", round - 1, LAST_EPOCH)
+    return finetuned_folder(
+        wildcards.gen, wildcards.gen, "verified", round - 1, LAST_EPOCH
+    )
 
 
 def generator_input(wildcards):
@@ -78,21 +90,14 @@ def generator_model(wildcards):
     return generator_folder(wildcards) or MODELS[wildcards.gen]
 
 
-def parse_tag(tag):
-    """'base' or '<gen>-<variant>-r<round>-epoch<e>' -> dict (empty for base)."""
-    if tag == "base":
-        return {}
-    rest, epoch = tag.rsplit("-epoch", 1)
-    rest, round = rest.rsplit("-r", 1)
-    gen, variant = rest.rsplit("-", 1)
-    return {"gen": gen, "variant": variant, "round": int(round), "epoch": int(epoch)}
-
-
 def evaluated_folder(wildcards):
+    """The model behind an evaluation tag: the student itself ('base') or one of its epochs."""
     tag = parse_tag(wildcards.tag)
-    if not tag:
+    if tag["variant"] == "base":
         return model_folder(wildcards.student)
-    return finetuned_folder(wildcards.student, **tag)
+    return finetuned_folder(
+        wildcards.student, tag["generator"], tag["variant"], tag["round"], tag["epoch"]
+    )
 
 
 def training_texts(wildcards):
@@ -114,7 +119,11 @@ def training_init(wildcards):
 
 
 def eval_epochs():
-    return [LAST_EPOCH] if config["evaluate"]["epochs"] == "last" else range(1, LAST_EPOCH + 1)
+    return (
+        [LAST_EPOCH]
+        if config["evaluate"]["epochs"] == "last"
+        else range(1, LAST_EPOCH + 1)
+    )
 
 
 def eval_tags(student):
@@ -156,7 +165,6 @@ def shards(section):
     return range(config[section]["shards"])
 
 
-
 def finetune_settings():
     """The training hyper-parameters passed to `selfteach finetune` (the keys of FinetuneConfig)."""
     skip = {"students", "epochs", "init", "gpus", "accelerate"}
@@ -173,3 +181,8 @@ def finetune_launcher():
     if choice == "cpu" or (choice == "single_gpu" and gpus <= 1):
         return "python"
     return f"accelerate launch --config_file {workflow.basedir}/accelerate/{choice}.yaml --num_processes {max(gpus, 1)}"
+
+
+def study_outputs():
+    """What `snakemake` builds by default: the report, hence every evaluation and data card."""
+    return rules.report.output

@@ -12,16 +12,17 @@ rule build_dataset:
         examples="results/data/{gen}/r{round}/{variant}/examples.jsonl",
         card="results/data/{gen}/r{round}/{variant}/card.json",
         card_md="results/data/{gen}/r{round}/{variant}/card.md",
-    params:
-        settings=config["dataset"],
-        config=config,
-        seed=config["seed"],
     log:
         "logs/build_dataset/{gen}/r{round}/{variant}.log",
+    conda:
+        "../envs/verify.yaml"
     resources:
         mem_mb=4000,
         runtime=60,
-    conda:
-        "../envs/verify.yaml"
+    params:
+        model=generator_model,
+        settings=config["dataset"],
+        config=config,
+        seed=config["seed"],
     script:
         "../scripts/build_dataset.py"

@@ -8,11 +8,11 @@ rule test_puzzles:
         "resources/p3/test_puzzles.jsonl",
     log:
         "logs/test_puzzles.log",
+    conda:
+        "../envs/verify.yaml"
     resources:
         mem_mb=500,
         runtime=5,
-    conda:
-        "../envs/verify.yaml"
     shell:
         "python -m selfteach test-puzzles resources/p3 {output} > {log} 2>&1"
 
@@ -24,21 +24,21 @@ rule sample_tests:
         model=evaluated_folder,
     output:
         "results/eval/{student}/{tag}/shards/solutions.s{shard}.jsonl",
+    log:
+        "logs/sample_tests/{student}/{tag}/s{shard}.log",
+    conda:
+        "../envs/model.yaml"
+    threads: workflow.cores
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=config["sampling"]["gpus"],
     params:
         model=evaluated_folder,
         sampling=config["sampling"],
         settings=config["evaluate"],
         shards=config["evaluate"]["shards"],
         seed=config["seed"],
-    log:
-        "logs/sample_tests/{student}/{tag}/s{shard}.log",
-    threads: workflow.cores
-    resources:
-        mem_mb=8000,
-        runtime=240,
-        gpu=config["sampling"]["gpus"],
-    conda:
-        "../envs/model.yaml"
     script:
         "../scripts/solve.py"
 
@@ -57,15 +57,15 @@ rule evaluate:
     output:
         per_puzzle="results/eval/{student}/{tag}/per_puzzle.csv",
         passk="results/eval/{student}/{tag}/passk.csv",
-    params:
-        bootstrap=config["evaluate"]["bootstrap"],
-        seed=config["seed"],
     log:
         "logs/evaluate/{student}/{tag}.log",
+    conda:
+        "../envs/report.yaml"
     resources:
         mem_mb=2000,
         runtime=30,
-    conda:
-        "../envs/report.yaml"
+    params:
+        bootstrap=config["evaluate"]["bootstrap"],
+        seed=config["seed"],
     script:
         "../scripts/evaluate.py"

@@ -9,24 +9,26 @@ rule finetune:
         model=training_init,
     output:
         models=[
-            directory(f"results/models/{{student}}/{{gen}}-{{variant}}-r{{round}}/epoch{e}")
+            directory(
+                f"results/models/{{student}}/{{gen}}-{{variant}}-r{{round}}/epoch{e}"
+            )
             for e in range(1, LAST_EPOCH + 1)
         ],
         log_csv="results/models/{student}/{gen}-{variant}-r{round}/train_log.csv",
-    params:
-        launcher=finetune_launcher(),
-        settings=json.dumps(finetune_settings()),
-        out_root="results/models/{student}/{gen}-{variant}-r{round}",
-        checkpoints="checkpoints/{student}/{gen}-{variant}-r{round}",
     log:
         "logs/finetune/{student}/{gen}-{variant}-r{round}.log",
+    conda:
+        "../envs/model.yaml"
     threads: workflow.cores
     resources:
         mem_mb=16000,
         runtime=720,
         gpu=config["finetune"]["gpus"],
-    conda:
-        "../envs/model.yaml"
+    params:
+        launcher=finetune_launcher(),
+        settings=json.dumps(finetune_settings()),
+        out_root="results/models/{student}/{gen}-{variant}-r{round}",
+        checkpoints="checkpoints/{student}/{gen}-{variant}-r{round}",
     shell:
         "{params.launcher} -m selfteach finetune --model {input.model} --train {input.texts}"
         " --out-root {params.out_root} --epochs {LAST_EPOCH} --checkpoint-dir {params.checkpoints}"

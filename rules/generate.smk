@@ -7,20 +7,20 @@ rule generate_puzzles:
         model=generator_input,
     output:
         "results/data/{gen}/r{round}/shards/puzzles.s{shard}.jsonl",
-    params:
-        model=generator_model,
-        sampling=config["sampling"],
-        settings=config["generate"],
-        seed=config["seed"],
     log:
         "logs/generate_puzzles/{gen}/r{round}/s{shard}.log",
+    conda:
+        "../envs/model.yaml"
     threads: workflow.cores
     resources:
         mem_mb=8000,
         runtime=240,
         gpu=config["sampling"]["gpus"],
-    conda:
-        "../envs/model.yaml"
+    params:
+        model=generator_model,
+        sampling=config["sampling"],
+        settings=config["generate"],
+        seed=config["seed"],
     script:
         "../scripts/generate_puzzles.py"
 
@@ -30,18 +30,18 @@ rule filter_puzzles:
         "results/data/{gen}/r{round}/shards/puzzles.s{shard}.jsonl",
     output:
         "results/data/{gen}/r{round}/shards/puzzles.filter.s{shard}.jsonl",
-    params:
-        skip_trivial_rate=config["filter"]["skip_trivial_rate"],
-        verify=config["verify"],
-        seed=config["seed"],
     log:
         "logs/filter_puzzles/{gen}/r{round}/s{shard}.log",
+    conda:
+        "../envs/verify.yaml"
     threads: config["verify"]["workers"]
     resources:
         mem_mb=2000,
         runtime=60,
-    conda:
-        "../envs/verify.yaml"
+    params:
+        skip_trivial_rate=config["filter"]["skip_trivial_rate"],
+        verify=config["verify"],
+        seed=config["seed"],
     script:
         "../scripts/filter_puzzles.py"
 
@@ -57,10 +57,10 @@ rule gather_puzzles:
         stats="results/data/{gen}/r{round}/puzzles.stats.json",
     log:
         "logs/gather_puzzles/{gen}/r{round}.log",
+    conda:
+        "../envs/verify.yaml"
     resources:
         mem_mb=2000,
         runtime=30,
-    conda:
-        "../envs/verify.yaml"
     script:
         "../scripts/gather_puzzles.py"

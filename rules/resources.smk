@@ -4,17 +4,17 @@
 rule fetch_p3:
     output:
         "resources/p3/{file}",
-    params:
-        mirror=config["p3"]["mirror"] or "",
     log:
         "logs/fetch_p3/{file}.log",
     wildcard_constraints:
         file="|".join(P3_FILES),
+    conda:
+        "../envs/verify.yaml"
     resources:
         mem_mb=500,
         runtime=10,
-    conda:
-        "../envs/verify.yaml"
+    params:
+        mirror=config["p3"]["mirror"] or "",
     shell:
         "python -m selfteach fetch-p3 {wildcards.file} {output} --mirror '{params.mirror}' > {log} 2>&1"
 
@@ -22,14 +22,14 @@ rule fetch_p3:
 rule prepare_model:
     output:
         directory("resources/models/{model}"),
-    params:
-        spec=lambda wildcards: MODELS[wildcards.model],
     log:
         "logs/prepare_model/{model}.log",
+    conda:
+        "../envs/model.yaml"
     resources:
         mem_mb=4000,
         runtime=60,
-    conda:
-        "../envs/model.yaml"
+    params:
+        spec=lambda wildcards: MODELS[wildcards.model],
     script:
         "../scripts/prepare_model.py"

@@ -8,21 +8,21 @@ rule solve_puzzles:
         model=generator_input,
     output:
         "results/data/{gen}/r{round}/shards/solutions.s{shard}.jsonl",
+    log:
+        "logs/solve_puzzles/{gen}/r{round}/s{shard}.log",
+    conda:
+        "../envs/model.yaml"
+    threads: workflow.cores
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=config["sampling"]["gpus"],
     params:
         model=generator_model,
         sampling=config["sampling"],
         settings=config["solve"],
         shards=config["solve"]["shards"],
         seed=config["seed"],
-    log:
-        "logs/solve_puzzles/{gen}/r{round}/s{shard}.log",
-    threads: workflow.cores
-    resources:
-        mem_mb=8000,
-        runtime=240,
-        gpu=config["sampling"]["gpus"],
-    conda:
-        "../envs/model.yaml"
     script:
         "../scripts/solve.py"
 
@@ -42,11 +42,11 @@ rule gather_solutions:
         verdicts="results/data/{gen}/r{round}/solutions.verdicts.jsonl",
     log:
         "logs/gather_solutions/{gen}/r{round}.log",
+    conda:
+        "../envs/verify.yaml"
     resources:
         mem_mb=2000,
         runtime=30,
-    conda:
-        "../envs/verify.yaml"
     shell:
         "(cat {input.solutions} > {output.solutions}.tmp && mv {output.solutions}.tmp {output.solutions}"
         " && cat {input.verdicts} > {output.verdicts}.tmp && mv {output.verdicts}.tmp {output.verdicts})"

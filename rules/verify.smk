@@ -7,17 +7,17 @@ rule verify_solutions:
         "{folder}/shards/solutions.s{shard}.jsonl",
     output:
         "{folder}/shards/verdicts.s{shard}.jsonl",
-    params:
-        verify=config["verify"],
     log:
         "logs/verify_solutions/{folder}/s{shard}.log",
     wildcard_constraints:
         folder=r"results/(data|eval)/.+",
+    conda:
+        "../envs/verify.yaml"
     threads: config["verify"]["workers"]
     resources:
         mem_mb=4000,
         runtime=120,
-    conda:
-        "../envs/verify.yaml"
+    params:
+        verify=config["verify"],
     script:
         "../scripts/verify.py"

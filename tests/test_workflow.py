@@ -1,0 +1,121 @@
+"""End to end: the whole loop through Snakemake on a tiny random model and tiny budgets."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+from workflow import REPO, planned_jobs, run_snakemake, write_config
+
+pytestmark = pytest.mark.slow
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def tiny_study(model_dir, p3_dir) -> dict:
+    return {
+        "p3": {"mirror": str(p3_dir)},
+        "models": {"tiny": {"source": "local", "path": str(model_dir)}},
+        "sampling": {"batch_size": 16},
+        "generate": {
+            "generators": ["tiny"],
+            "prompts": 2,
+            "per_prompt": 2,
+            "shards": 2,
+            "max_new_tokens": 32,
+            "max_prompt_tokens": 256,
+        },
+        "solve": {"attempts": 2, "shards": 2, "max_new_tokens": 24},
+        "dataset": {"variants": ["verified", "unverified"]},
+        "finetune": {"students": ["tiny"], "epochs": 2, "block_size": 64, "batch_size": 2, "warmup_steps": 1},
+        "evaluate": {"attempts": 2, "shards": 2, "max_new_tokens": 16, "bootstrap": 50},
+    }
+
+
+@pytest.fixture(scope="module")
+def study_dir(tmp_path_factory, tiny_model_dir, p3_dir):
+    workdir = tmp_path_factory.mktemp("study")
+    write_config(workdir, tiny_study(tiny_model_dir, p3_dir))
+    run_snakemake(workdir, "--cores", "2")
+    return workdir
+
+
+def test_every_declared_output_is_well_formed(study_dir):
+    tables = study_dir / "results" / "tables"
+    long = pd.read_csv(tables / "passk_long.csv")
+    tags = {"base", *(f"tiny-{v}-r0-epoch{e}" for v in ("verified", "unverified") for e in (1, 2))}
+    assert set(long["tag"]) == tags
+    assert set(long["k"]) == {1, 2}
+    for figure in (study_dir / "results" / "figures").glob("*.png"):
+        assert figure.read_bytes()[:8] == PNG_MAGIC
+    assert len(list((study_dir / "results" / "figures").glob("*.pdf"))) == 4
+
+    for tag in tags:
+        per_puzzle = pd.read_csv(study_dir / "results" / "eval" / "tiny" / tag / "per_puzzle.csv")
+        assert len(per_puzzle) == 228
+        assert (per_puzzle["attempts"] == 2).all()
+
+    data = study_dir / "results" / "data" / "tiny" / "r0"
+    generated = sum(1 for _ in open(data / "shards" / "puzzles.s0.jsonl"))
+    assert generated == 2 * 2
+    stats = json.loads((data / "puzzles.stats.json").read_text())
+    assert stats["generated"] == 2 * 2 * 2
+    for variant in ("verified", "unverified"):
+        card = json.loads((data / variant / "card.json").read_text())
+        assert card["variant"] == variant
+        assert (data / variant / "card.md").read_text().startswith("# Data card")
+        assert (data / variant / "train.txt").exists()
+
+    for epoch in (1, 2):
+        folder = study_dir / "results" / "models" / "tiny" / "tiny-verified-r0" / f"epoch{epoch}"
+        assert (folder / "config.json").exists() and (folder / "tokenizer.json").exists()
+
+
+def test_second_run_does_nothing(study_dir):
+    assert planned_jobs(study_dir) == {}
+
+
+def test_evaluation_key_reruns_only_evaluation_and_report(study_dir, tiny_model_dir, p3_dir):
+    study = tiny_study(tiny_model_dir, p3_dir)
+    changed = copy.deepcopy(study)
+    changed["evaluate"]["attempts"] = 3
+    write_config(study_dir, changed)
+    try:
+        jobs = planned_jobs(study_dir)
+    finally:
+        write_config(study_dir, study)
+    assert set(jobs) == {"sample_tests", "verify_solutions", "evaluate", "report", "all"}
+    assert jobs["evaluate"] == 5 and jobs["sample_tests"] == 5 * 2
+
+
+def test_rounds_add_self_improvement_jobs(study_dir, tiny_model_dir, p3_dir):
+    study = tiny_study(tiny_model_dir, p3_dir)
+    more = copy.deepcopy(study)
+    more["rounds"] = 3
+    write_config(study_dir, more)
+    try:
+        jobs = planned_jobs(study_dir)
+    finally:
+        write_config(study_dir, study)
+    assert jobs["generate_puzzles"] == 2 * 2  # rounds 1 and 2, two shards each
+    assert jobs["finetune"] == 2  # tiny-verified-r1 and -r2 (round 0 is done)
+    assert jobs["evaluate"] == 2 * 2  # two epochs of each new round
+
+
+def test_paper_config_dry_run_shows_job_counts(tmp_path):
+    write_config(tmp_path, yaml.safe_load((REPO / "config.paper.yaml").read_text()))
+    jobs = planned_jobs(tmp_path)
+    assert jobs["generate_puzzles"] == 4 * 100 + 4 * 100  # 4 generators, then 4 more rounds of one
+    assert jobs["finetune"] == 3 * 4 * 2 + 4  # students x generators x variants, then the rounds
+    assert jobs["prepare_model"] == 3 and jobs["report"] == 1
+
+
+def test_lint_is_clean(tmp_path):
+    write_config(tmp_path, yaml.safe_load((REPO / "config.yaml").read_text()))
+    result = run_snakemake(tmp_path, "--lint", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Congratulations" in result.stdout + result.stderr
