@@ -1,7 +1,6 @@
 # Config checks and the input functions that map wildcards to files; rules refer to them by name.
 
 import json
-import os
 import sys
 
 from snakemake.utils import min_version
@@ -12,18 +11,9 @@ sys.path.insert(
 
 from selfteach import config as study_config
 from selfteach import models as study_models
-from selfteach.report import parse_tag
+from selfteach.report import FIGURE_NAMES, LONG_TABLE, TABLE_NAMES, parse_tag
 
 min_version("9.0")
-
-# Jobs import selfteach from this source tree, also inside conda envs and on cluster nodes, and
-# their `python` is the one running Snakemake (`.venv/bin/snakemake` needs no activated venv).
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")])
-)
-os.environ["PATH"] = os.pathsep.join(
-    [os.path.dirname(sys.executable), os.environ["PATH"]]
-)
 
 config.update(study_config.validate(config, source="config"))
 
@@ -166,23 +156,42 @@ def shards(section):
 
 
 def finetune_settings():
-    """The training hyper-parameters passed to `selfteach finetune` (the keys of FinetuneConfig)."""
-    skip = {"students", "epochs", "init", "gpus", "accelerate"}
-    settings = {k: v for k, v in config["finetune"].items() if k not in skip}
+    """The training recipe for selfteach.finetune.FinetuneConfig: the finetune section's own keys."""
+    workflow_keys = {"students", "init", "gpus", "accelerate"}
+    settings = {k: v for k, v in config["finetune"].items() if k not in workflow_keys}
     return {**settings, "seed": config["seed"]}
 
 
-def finetune_launcher():
-    """python for one device; `accelerate launch` with a shipped config for several GPUs."""
+def accelerate_config():
+    """The accelerate config (accelerate/<name>.yaml) for several GPUs; None trains in-process."""
     gpus = config["finetune"]["gpus"]
     choice = config["finetune"]["accelerate"]
     if choice == "auto":
-        choice = "multi_gpu" if gpus > 1 else ("single_gpu" if gpus == 1 else "cpu")
-    if choice == "cpu" or (choice == "single_gpu" and gpus <= 1):
-        return "python"
-    return f"accelerate launch --config_file {workflow.basedir}/accelerate/{choice}.yaml --num_processes {max(gpus, 1)}"
+        choice = "multi_gpu" if gpus > 1 else None
+    return None if choice in (None, "cpu", "single_gpu") and gpus <= 1 else choice
 
 
 def study_outputs():
     """What `snakemake` builds by default: the report, hence every evaluation and data card."""
     return rules.report.output
+
+
+def report_table(name, fmt):
+    path = f"results/tables/{name}.{fmt}"
+    if fmt != "csv":
+        return path
+    return report(
+        path, caption=f"../report/{name}.rst", category="Tables", labels={"table": name}
+    )
+
+
+def report_figure(name, fmt):
+    path = f"results/figures/{name}.{fmt}"
+    if fmt != "png":
+        return path
+    return report(
+        path,
+        caption=f"../report/{name}.rst",
+        category="Figures",
+        labels={"figure": name},
+    )

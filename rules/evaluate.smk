@@ -13,8 +13,8 @@ rule test_puzzles:
     resources:
         mem_mb=500,
         runtime=5,
-    shell:
-        "python -m selfteach test-puzzles resources/p3 {output} > {log} 2>&1"
+    script:
+        "../scripts/test_puzzles.py"
 
 
 rule sample_tests:

@@ -25,11 +25,9 @@ rule finetune:
         runtime=720,
         gpu=config["finetune"]["gpus"],
     params:
-        launcher=finetune_launcher(),
-        settings=json.dumps(finetune_settings()),
-        out_root="results/models/{student}/{gen}-{variant}-r{round}",
+        settings=finetune_settings(),
+        settings_json=json.dumps(finetune_settings()),
+        accelerate=accelerate_config(),
         checkpoints="checkpoints/{student}/{gen}-{variant}-r{round}",
-    shell:
-        "{params.launcher} -m selfteach finetune --model {input.model} --train {input.texts}"
-        " --out-root {params.out_root} --epochs {LAST_EPOCH} --checkpoint-dir {params.checkpoints}"
-        " --log {output.log_csv} --config-json '{params.settings}' > {log} 2>&1"
+    script:
+        "../scripts/finetune.py"

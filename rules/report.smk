@@ -1,28 +1,5 @@
 # The study's tables and figures, rebuilt from every evaluation's per-puzzle results.
 
-from selfteach.report import FIGURE_NAMES, LONG_TABLE, TABLE_NAMES
-
-
-def report_table(name, fmt):
-    path = f"results/tables/{name}.{fmt}"
-    if fmt != "csv":
-        return path
-    return report(
-        path, caption=f"../report/{name}.rst", category="Tables", labels={"table": name}
-    )
-
-
-def report_figure(name, fmt):
-    path = f"results/figures/{name}.{fmt}"
-    if fmt != "png":
-        return path
-    return report(
-        path,
-        caption=f"../report/{name}.rst",
-        category="Figures",
-        labels={"figure": name},
-    )
-
 
 rule report:
     input:

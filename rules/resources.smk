@@ -14,9 +14,9 @@ rule fetch_p3:
         mem_mb=500,
         runtime=10,
     params:
-        mirror=config["p3"]["mirror"] or "",
-    shell:
-        "python -m selfteach fetch-p3 {wildcards.file} {output} --mirror '{params.mirror}' > {log} 2>&1"
+        mirror=config["p3"]["mirror"],
+    script:
+        "../scripts/fetch_p3.py"
 
 
 rule prepare_model:
