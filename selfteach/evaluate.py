@@ -1,4 +1,4 @@
-"""Evaluation (DESIGN.md section 2, step 7): the verdicts of the test-puzzle samples, per puzzle and as pass@k.
+"""Evaluation (DESIGN.md section 2, step 7): test-puzzle sample verdicts, per puzzle and as pass@k.
 
 The per-puzzle table is the evaluation's ground truth: the report recomputes every pass@k and interval
 from it, so one evaluation folder is enough to rebuild any figure.
@@ -7,6 +7,7 @@ from it, so one evaluation folder is enough to rebuild any figure.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -88,7 +89,7 @@ def passk_table(
     level: float = DEFAULT_LEVEL,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """One row per k in ks_for(most attempts): mean unbiased pass@k, solved count, paper measure, bootstrap CI.
+    """One row per k in ks_for(most attempts): mean unbiased pass@k, solved, paper measure, bootstrap CI.
 
     `solved` is the mean times the number of puzzles, the paper's "22.2 of 228". The interval is over
     puzzles for the unbiased estimate; every k uses the same seed, hence the same resampled puzzle sets.
@@ -133,10 +134,21 @@ def write_evaluation(per_puzzle: pd.DataFrame, out_dir: str | Path, **bootstrap)
     return table
 
 
+def _read_shards(paths: str | Path | Iterable[str | Path]) -> list[dict]:
+    """The records of one JSONL file, or of several shard files one after another."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    return [record for path in paths for record in read_jsonl(path)]
+
+
 def evaluate_files(
-    puzzles: str | Path, samples: str | Path, verdicts: str | Path, out_dir: str | Path, **bootstrap
+    puzzles: str | Path,
+    samples: str | Path | Iterable[str | Path],
+    verdicts: str | Path | Iterable[str | Path],
+    out_dir: str | Path,
+    **bootstrap,
 ) -> pd.DataFrame:
-    """The `evaluate` step on files: test puzzles, samples and verdicts (JSONL) -> out_dir/*.csv."""
+    """The `evaluate` step on files: test puzzles, samples and verdicts (JSONL, each one file or shards)."""
     puzzle_ids = [_field(record, "id", f"{puzzles}: puzzle") for record in read_jsonl(puzzles)]
-    per_puzzle = summarise(puzzle_ids, read_jsonl(samples), read_jsonl(verdicts))
+    per_puzzle = summarise(puzzle_ids, _read_shards(samples), _read_shards(verdicts))
     return write_evaluation(per_puzzle, out_dir, **bootstrap)

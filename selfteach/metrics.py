@@ -18,7 +18,7 @@ DEFAULT_LEVEL = 0.95
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
-    """1 - C(n-c, k) / C(n, k): the chance that k of n attempts, drawn without replacement, hold one of c correct.
+    """1 - C(n-c, k) / C(n, k): the chance that k of n attempts (c correct), drawn at random, hold a pass.
 
     Exact: both binomials are Python integers and their quotient is rounded to a float once, so the
     result is the correctly rounded value even for n = 10,000 (where the float product form loses digits
@@ -57,7 +57,7 @@ def first_success_pass_at_k(first_success_index: int | None, k: int) -> float:
 
 
 def ks_for(attempts: int) -> list[int]:
-    """The k of the tables: powers of two below `attempts`, then `attempts` itself (100 -> 1, 2, ..., 64, 100)."""
+    """Powers of two below `attempts`, then `attempts` itself: 100 -> 1, 2, 4, ..., 64, 100."""
     if attempts < 1:
         raise ValueError(f"ks_for needs at least one attempt, got {attempts}")
     ks = []

@@ -43,9 +43,7 @@ def generation_prompt(
     rng.shuffle(order)
     prompt = None
     for k in range(len(order) + 1):
-        candidate = SEPARATOR.join(
-            [numbered(p, i + 1) for i, p in enumerate(order[:k])] + [f"def f{k + 1}("]
-        )
+        candidate = SEPARATOR.join([numbered(p, i + 1) for i, p in enumerate(order[:k])] + [f"def f{k + 1}("])
         if count_tokens(candidate) >= max_prompt_tokens:
             break
         prompt = candidate

@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402 (after the backend is chosen)
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from selfteach.evaluate import PASSK_COLUMNS, passk_table, read_per_puzzle, PER_PUZZLE_CSV  # noqa: E402
+from selfteach.evaluate import PASSK_COLUMNS, PER_PUZZLE_CSV, passk_table, read_per_puzzle  # noqa: E402
 from selfteach.io import atomic_path, write_text  # noqa: E402
 from selfteach.metrics import DEFAULT_LEVEL, DEFAULT_RESAMPLES  # noqa: E402
 
@@ -31,10 +31,9 @@ TAG = re.compile(r"(?P<generator>.+)-(?P<variant>verified|unverified)-r(?P<round
 KEYS = ("student", "generator", "variant", "round", "epoch")
 LONG_COLUMNS = (*KEYS, "tag", "puzzles", *PASSK_COLUMNS)
 
-LONG_TABLE = "passk_long"
-TABLE_NAMES = ("passk_by_condition", "student_generator", "rounds", "data_card")
+LONG_TABLE = "passk_long"  # every evaluation and k; the other tables are views of it
+DATA_CARD_TABLE = "data_card"
 TABLE_FORMATS = ("csv", "md", "tex")
-FIGURE_NAMES = ("passk_curves", "student_generator_heatmap", "passk_by_round", "passk_by_epoch")
 FIGURE_FORMATS = ("png", "pdf")
 
 PALETTE = "colorblind"
@@ -48,7 +47,7 @@ STYLE = {
 PANEL_SIZE = (4.2, 3.4)  # inches per facet
 BAND_ALPHA = 0.2
 DODGE = 0.04  # sideways shift between lines, in x units (rounds, epochs)
-NOTE_STYLE = {"ha": "center", "va": "center", "fontsize": 10, "color": "0.35", "wrap": True}
+NOTE_STYLE = {"ha": "center", "va": "center", "fontsize": 10, "color": "0.35"}
 
 
 # ---------------------------------------------------------------- collect
@@ -63,7 +62,9 @@ def parse_tag(tag: str) -> dict:
         return {"generator": pd.NA, "variant": BASE, "round": pd.NA, "epoch": 0}
     match = TAG.fullmatch(tag)
     if match is None:
-        raise ValueError(f"evaluation tag {tag!r} is neither 'base' nor '<generator>-<variant>-r<round>-epoch<e>'")
+        raise ValueError(
+            f"evaluation tag {tag!r} is neither 'base' nor '<generator>-<variant>-r<round>-epoch<e>'"
+        )
     return {**match.groupdict(), "round": int(match["round"]), "epoch": int(match["epoch"])}
 
 
@@ -89,16 +90,23 @@ def collect(
         first = long[duplicated].iloc[0]
         raise ValueError(f"evaluation {first['student']}/{first['tag']} is given twice")
     long = long.astype({"round": "Int64", "epoch": "Int64"})
+    # per student: the base model first, then per generator verified before unverified, then rounds, epochs
     order = long["variant"].map({BASE: 0, "verified": 1, "unverified": 2})
-    return long.assign(_order=order).sort_values(["student", "_order", "generator", "round", "epoch", "k"]) \
-        .drop(columns="_order").reset_index(drop=True)
+    sort = ["student", "generator", "_order", "round", "epoch", "k"]
+    return (
+        long.assign(_order=order)
+        .sort_values(sort, na_position="first")
+        .drop(columns="_order")
+        .reset_index(drop=True)
+    )
 
 
 # ---------------------------------------------------------------- selections
 
 
-def largest_k(long: pd.DataFrame) -> int:
-    return int(long["k"].max())
+def largest_k(long: pd.DataFrame) -> int | None:
+    """The k of the single-number figures and tables (100 at paper scale); None with no evaluation."""
+    return int(long["k"].max()) if len(long) else None
 
 
 def last_epochs(long: pd.DataFrame) -> pd.DataFrame:
@@ -131,19 +139,19 @@ def _with_cells(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def passk_by_condition(long: pd.DataFrame) -> pd.DataFrame:
-    """pass@k % [CI] per student and condition: the base model and every (generator, variant, round) at its last epoch."""
+    """pass@k % [CI] per student: the base model, and each (generator, variant, round) at its last epoch."""
     rows = pd.concat([long[long["variant"] == BASE], last_epochs(long)]).sort_index()
     if rows.empty:
         return pd.DataFrame(columns=list(KEYS))
-    wide = _pivot(rows, list(KEYS), "k")
+    wide = _pivot(rows, list(KEYS), "k").sort_index(axis=1)
     wide.columns = [f"pass@{k}" for k in wide.columns]
     return wide.reset_index()
 
 
 def student_generator(long: pd.DataFrame) -> pd.DataFrame:
-    """pass@(largest k) % [CI] per student (rows) and generator (columns), round 0, last epoch, per variant."""
+    """pass@(largest k) % [CI] per student and variant (rows) and generator (columns), round 0, last epoch."""
     rows = last_epochs(long)
-    rows = rows[(rows["round"] == 0) & (rows["k"] == largest_k(long))] if len(rows) else rows
+    rows = rows[(rows["round"] == 0) & (rows["k"] == largest_k(long))]
     if rows.empty:
         return pd.DataFrame(columns=["student", "variant"])
     return _pivot(rows, ["student", "variant"], "generator").reset_index()
@@ -152,28 +160,45 @@ def student_generator(long: pd.DataFrame) -> pd.DataFrame:
 def rounds_table(long: pd.DataFrame) -> pd.DataFrame:
     """pass@(largest k) % [CI] per self-improvement round (columns), last epoch of each round."""
     rows = last_epochs(long)
-    rows = rows[rows["k"] == largest_k(long)] if len(rows) else rows
+    rows = rows[rows["k"] == largest_k(long)]
     if rows.empty:
         return pd.DataFrame(columns=["student", "generator", "variant"])
-    wide = _pivot(rows, ["student", "generator", "variant"], "round")
+    wide = _pivot(rows, ["student", "generator", "variant"], "round").sort_index(axis=1)
     wide.columns = [f"round {r}" for r in wide.columns]
     return wide.reset_index()
 
 
 def _pivot(rows: pd.DataFrame, index: list[str], columns: str) -> pd.DataFrame:
     """Cells spread over `columns`, rows and columns kept in the long table's order, '-' where none."""
-    wide = _with_cells(rows).pivot_table(index=index, columns=columns, values="cell", aggfunc="first", sort=False)
+    wide = _with_cells(rows).pivot_table(
+        index=index, columns=columns, values="cell", aggfunc="first", sort=False
+    )
     return wide.fillna("-").rename_axis(columns=None)
 
 
+TABLES = {  # name -> (builder of the long table, note when it has no rows)
+    "passk_by_condition": (passk_by_condition, "No evaluation yet."),
+    "student_generator": (student_generator, "No fine-tuned model evaluated yet."),
+    "rounds": (rounds_table, "No fine-tuned model evaluated yet."),
+}
+TABLE_NAMES = (*TABLES, DATA_CARD_TABLE)
+
+
 def load_card(path: str | Path) -> list[dict]:
-    """A data card's stage counts: {"stages": [{"stage": str, "count": int}, ...]}."""
+    """A data card's stage counts: {"stages": [{"stage": str, "count": int or null}, ...]}.
+
+    A null count is a stage that does not apply (no verdicts for unverified data); it prints empty.
+    """
     card = json.loads(Path(path).read_text())
     stages = card.get("stages") if isinstance(card, dict) else None
     if not isinstance(stages, list) or not all(
-        isinstance(s, dict) and isinstance(s.get("stage"), str) and isinstance(s.get("count"), int) for s in stages
+        isinstance(s, dict)
+        and isinstance(s.get("stage"), str)
+        and "count" in s
+        and isinstance(s["count"], (int, type(None)))
+        for s in stages
     ):
-        raise ValueError(f"{path}: expected {{'stages': [{{'stage': str, 'count': int}}, ...]}}")
+        raise ValueError(f"{path}: expected {{'stages': [{{'stage': str, 'count': int or null}}, ...]}}")
     return stages
 
 
@@ -195,12 +220,18 @@ def data_card_table(card_paths) -> pd.DataFrame:
 
 
 def to_markdown(table: pd.DataFrame) -> str:
-    cells = [[str(value).replace("|", r"\|") for value in row] for row in table.astype(object).fillna("").values]
+    cells = [
+        [str(value).replace("|", r"\|") for value in row] for row in table.astype(object).fillna("").values
+    ]
     lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + "---|" * len(table.columns)]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells]) + "\n"
 
 
-_LATEX_SPECIAL = {c: "\\" + c for c in "&%$#_{}"} | {"~": r"\textasciitilde{}", "^": r"\^{}", "\\": r"\textbackslash{}"}
+_LATEX_SPECIAL = {c: "\\" + c for c in "&%$#_{}"} | {
+    "~": r"\textasciitilde{}",
+    "^": r"\^{}",
+    "\\": r"\textbackslash{}",
+}
 
 
 def _latex(value) -> str:
@@ -209,15 +240,24 @@ def _latex(value) -> str:
 
 def to_latex(table: pd.DataFrame) -> str:
     """A booktabs tabular (needs \\usepackage{booktabs}); every cell escaped."""
+
     def row(values) -> str:
         return " & ".join(_latex(v) for v in values) + r" \\"
 
     body = [row(values) for values in table.astype(object).fillna("").values]
-    return "\n".join(
-        [rf"\begin{{tabular}}{{{'l' * len(table.columns)}}}", r"\toprule", row(table.columns), r"\midrule"]
-        + body
-        + [r"\bottomrule", r"\end{tabular}"]
-    ) + "\n"
+    return (
+        "\n".join(
+            [
+                rf"\begin{{tabular}}{{{'l' * len(table.columns)}}}",
+                r"\toprule",
+                row(table.columns),
+                r"\midrule",
+            ]
+            + body
+            + [r"\bottomrule", r"\end{tabular}"]
+        )
+        + "\n"
+    )
 
 
 def write_table(table: pd.DataFrame, out_dir: str | Path, name: str, note: str | None = None) -> None:
@@ -235,21 +275,15 @@ def write_table(table: pd.DataFrame, out_dir: str | Path, name: str, note: str |
 
 
 def write_tables(long: pd.DataFrame, out_dir: str | Path, card_paths=()) -> None:
-    out_dir = Path(out_dir)
-    with atomic_path(out_dir / f"{LONG_TABLE}.csv") as tmp:
-        long.to_csv(tmp, index=False)
-    one_round = last_epochs(long)["round"].nunique() == 1
-    tables = {
-        "passk_by_condition": (passk_by_condition(long), "No evaluation yet."),
-        "student_generator": (student_generator(long), "No fine-tuned model evaluated yet."),
-        "rounds": (rounds_table(long), "No fine-tuned model evaluated yet."),
-        "data_card": (data_card_table(card_paths), "No data card given."),
-    }
-    for name, (table, empty_note) in tables.items():
+    write_table(long, out_dir, LONG_TABLE, "No evaluation yet." if long.empty else None)
+    for name, (build, empty_note) in TABLES.items():
+        table = build(long)
         note = empty_note if table.empty else None
-        if name == "rounds" and one_round:
+        if name == "rounds" and last_epochs(long)["round"].nunique() == 1:
             note = "Only one round so far: self-improvement needs rounds > 1."
         write_table(table, out_dir, name, note)
+    cards = data_card_table(card_paths)
+    write_table(cards, out_dir, DATA_CARD_TABLE, "No data card given." if cards.empty else None)
 
 
 # ---------------------------------------------------------------- figures
@@ -257,15 +291,32 @@ def write_tables(long: pd.DataFrame, out_dir: str | Path, card_paths=()) -> None
 
 def _facets(count: int) -> tuple[plt.Figure, list[plt.Axes]]:
     count = max(count, 1)
-    fig, axes = plt.subplots(1, count, figsize=(PANEL_SIZE[0] * count, PANEL_SIZE[1]), sharey=True, squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        1,
+        count,
+        figsize=(PANEL_SIZE[0] * count, PANEL_SIZE[1]),
+        sharey=True,
+        squeeze=False,
+        layout="constrained",
+    )
     return fig, list(axes[0])
 
 
-def _note(ax: plt.Axes, text: str, y: float = 0.5) -> None:
-    ax.text(0.5, y, text, transform=ax.transAxes, **NOTE_STYLE)
+def _note(ax: plt.Axes, text: str) -> None:
+    """Say in an empty panel what is missing."""
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, **NOTE_STYLE)
+
+
+def _title(fig: plt.Figure, title: str, note: str | None = None) -> None:
+    """The figure's title, and a footnote saying what the data lacks."""
+    fig.suptitle(title)
+    if note:
+        fig.text(0.5, 0.0, note, ha="center", va="top", fontsize=10, color="0.35")
 
 
 def _keep_last_legend(axes: list[plt.Axes]) -> None:
+    """One legend per figure (the facets share their colours), outside the last panel."""
     for ax in axes[:-1]:
         if ax.get_legend() is not None:
             ax.get_legend().remove()
@@ -287,16 +338,22 @@ def plot_passk_curves(long: pd.DataFrame) -> plt.Figure:
     final = last_epochs(long)
     tuned = final[(final["generator"] == generator) & (final["round"] == 0)]
     rows = _percent(pd.concat([long[long["variant"] == BASE], tuned]))
-    rows = rows.assign(condition=["base model" if v == BASE else f"{v} ({generator})" for v in rows["variant"]])
+    rows = rows.assign(
+        condition=["base model" if v == BASE else f"{v} ({generator})" for v in rows["variant"]]
+    )
     conditions = list(dict.fromkeys(rows["condition"]))
     palette = dict(zip(conditions, sns.color_palette(PALETTE, len(conditions))))
     students = list(dict.fromkeys(rows["student"]))
     fig, axes = _facets(len(students))
     for ax, student in zip(axes, students):
         mine = rows[rows["student"] == student]
-        sns.lineplot(mine, x="k", y="pass_at_k", hue="condition", palette=palette, marker="o", ax=ax, errorbar=None)
+        sns.lineplot(
+            mine, x="k", y="pass_at_k", hue="condition", palette=palette, marker="o", ax=ax, errorbar=None
+        )
         for condition, line in mine.groupby("condition", sort=False):
-            ax.fill_between(line["k"], line["ci_low"], line["ci_high"], color=palette[condition], alpha=BAND_ALPHA)
+            ax.fill_between(
+                line["k"], line["ci_low"], line["ci_high"], color=palette[condition], alpha=BAND_ALPHA
+            )
         ks = sorted(mine["k"].unique())
         ax.set_xscale("log", base=2)
         ax.set_xticks(ks, [str(k) for k in ks])
@@ -304,10 +361,9 @@ def plot_passk_curves(long: pd.DataFrame) -> plt.Figure:
         ax.legend(title="training data")
     if not students:
         _note(axes[0], "No evaluation yet.")
-    elif generator is None:
-        _note(axes[0], "No fine-tuned model evaluated yet.", y=0.9)
     _keep_last_legend(axes)
-    fig.suptitle("pass@k on the P3 test puzzles (bands: 95% bootstrap CI over puzzles)")
+    note = "No fine-tuned model evaluated yet." if students and generator is None else None
+    _title(fig, "pass@k on the P3 test puzzles (bands: 95% bootstrap CI over puzzles)", note)
     return fig
 
 
@@ -315,10 +371,9 @@ def plot_student_generator_heatmap(long: pd.DataFrame) -> plt.Figure:
     """pass@(largest k) of every student fine-tuned on every generator's verified round-0 data."""
     fig, (ax,) = _facets(1)
     final = last_epochs(long)
-    k = largest_k(long) if len(long) else None
+    k = largest_k(long)
     rows = final[(final["variant"] == "verified") & (final["round"] == 0) & (final["k"] == k)]
     if rows.empty:
-        ax.set_axis_off()
         _note(ax, "No model fine-tuned on verified data evaluated yet.")
     else:
         grid = _percent(rows).pivot(index="student", columns="generator", values="pass_at_k")
@@ -334,15 +389,31 @@ def _lines_with_intervals(ax: plt.Axes, rows: pd.DataFrame, x: str, palette: dic
 
     Each line is shifted sideways a little so that the error bars of one x do not hide each other.
     """
-    groups = list(dict.fromkeys(zip(rows["generator"], rows["variant"])))
-    shift = {group: DODGE * (i - (len(groups) - 1) / 2) for i, group in enumerate(groups)}
-    rows = rows.assign(_x=[value + shift[group] for value, group in zip(
-        rows[x].astype(float), zip(rows["generator"], rows["variant"]))])
-    sns.lineplot(rows, x="_x", y="pass_at_k", hue="generator", style="variant", palette=palette,
-                 style_order=[v for v in VARIANTS if v in set(rows["variant"])], markers=True, ax=ax, errorbar=None)
+    line_of = rows["generator"] + "/" + rows["variant"]
+    lines = list(dict.fromkeys(line_of))
+    shift = {line: DODGE * (i - (len(lines) - 1) / 2) for i, line in enumerate(lines)}
+    rows = rows.assign(_x=rows[x].astype(float) + line_of.map(shift))
+    sns.lineplot(
+        rows,
+        x="_x",
+        y="pass_at_k",
+        hue="generator",
+        style="variant",
+        palette=palette,
+        style_order=[v for v in VARIANTS if v in set(rows["variant"])],
+        markers=True,
+        ax=ax,
+        errorbar=None,
+    )
     for (generator, _), line in rows.groupby(["generator", "variant"]):
-        ax.errorbar(line["_x"], line["pass_at_k"], fmt="none", capsize=3, color=palette[generator],
-                    yerr=[line["pass_at_k"] - line["ci_low"], line["ci_high"] - line["pass_at_k"]])
+        ax.errorbar(
+            line["_x"],
+            line["pass_at_k"],
+            fmt="none",
+            capsize=3,
+            color=palette[generator],
+            yerr=[line["pass_at_k"] - line["ci_low"], line["ci_high"] - line["pass_at_k"]],
+        )
 
 
 def _base_line(ax: plt.Axes, long: pd.DataFrame, student: str, k: int) -> None:
@@ -353,7 +424,7 @@ def _base_line(ax: plt.Axes, long: pd.DataFrame, student: str, k: int) -> None:
 
 def _plot_over(long: pd.DataFrame, rows: pd.DataFrame, x: str, xlabel: str, title: str, thin_note: str):
     """Shared body of the per-round and per-epoch figures: one facet per student, base as a dotted line."""
-    k = largest_k(long) if len(long) else None
+    k = largest_k(long)
     rows = _percent(rows[rows["k"] == k])
     students = list(dict.fromkeys(rows["student"])) or list(dict.fromkeys(long["student"]))
     generators = list(dict.fromkeys(rows["generator"]))
@@ -368,12 +439,15 @@ def _plot_over(long: pd.DataFrame, rows: pd.DataFrame, x: str, xlabel: str, titl
         ax.set(title=student, xlabel=xlabel, ylabel=f"pass@{k} (%)")
         if ax.get_legend_handles_labels()[0]:
             ax.legend()
-    if rows.empty:
-        _note(axes[0], "No fine-tuned model evaluated yet.")
-    elif rows[x].nunique() < 2:
-        _note(axes[0], thin_note, y=0.9)
     _keep_last_legend(axes)
-    fig.suptitle(f"pass@{k} (%) {title}" if k else title)
+    if long.empty:
+        _note(axes[0], "No evaluation yet.")
+        note = None
+    elif rows.empty:
+        note = "No fine-tuned model evaluated yet."
+    else:
+        note = thin_note if rows[x].nunique() < 2 else None
+    _title(fig, f"pass@{k or 'k'} (%) {title}", note)
     return fig
 
 
@@ -383,15 +457,27 @@ def plot_passk_by_round(long: pd.DataFrame) -> plt.Figure:
     rounds = rows.groupby(["student", "generator", "variant"])["round"].transform("nunique")
     if (rounds > 1).any():  # draw only the self-improvement loops; the round-0-only runs are in other figures
         rows = rows[rounds > 1]
-    return _plot_over(long, rows, "round", "self-improvement round", "per self-improvement round",
-                      "Only one round so far: self-improvement needs rounds > 1.")
+    return _plot_over(
+        long,
+        rows,
+        "round",
+        "self-improvement round",
+        "per self-improvement round",
+        "Only one round so far: self-improvement needs rounds > 1.",
+    )
 
 
 def plot_passk_by_epoch(long: pd.DataFrame) -> plt.Figure:
     """pass@(largest k) after each fine-tuning epoch on round-0 data, per student and generator."""
     tuned = long[(long["variant"] != BASE) & (long["round"] == 0)]
-    return _plot_over(long, tuned, "epoch", "fine-tuning epoch", "per fine-tuning epoch (round 0)",
-                      "Only one epoch evaluated (evaluate.epochs: last, or epochs: 1).")
+    return _plot_over(
+        long,
+        tuned,
+        "epoch",
+        "fine-tuning epoch",
+        "per fine-tuning epoch (round 0)",
+        "Only one epoch evaluated (evaluate.epochs: last, or epochs: 1).",
+    )
 
 
 FIGURES = {
@@ -400,6 +486,7 @@ FIGURES = {
     "passk_by_round": plot_passk_by_round,
     "passk_by_epoch": plot_passk_by_epoch,
 }
+FIGURE_NAMES = tuple(FIGURES)
 
 
 def save_figure(fig: plt.Figure, out_dir: str | Path, name: str) -> None:

@@ -1,0 +1,181 @@
+"""The study's tables and figures, built from a small synthetic result set with hand-checkable numbers."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from selfteach.cli import main
+from selfteach.evaluate import COUNT_COLUMNS, write_evaluation
+from selfteach.report import (
+    FIGURE_FORMATS,
+    FIGURE_NAMES,
+    LONG_TABLE,
+    TABLE_FORMATS,
+    TABLE_NAMES,
+    collect,
+    load_card,
+    parse_tag,
+    report_main,
+    to_latex,
+)
+
+ATTEMPTS = 4  # so k = 1, 2, 4, and pass@4 is the share of puzzles with any success
+# evaluation folder -> successes of the 4 test puzzles (the first success is the first sample)
+RESULTS = {
+    "s1/base": [0, 0, 0, 1],  # pass@4 = 25%
+    "s1/gen-a-verified-r0-epoch1": [1, 0, 0, 1],  # 50%
+    "s1/gen-a-verified-r0-epoch2": [2, 1, 0, 1],  # 75%
+    "s1/gen-a-unverified-r0-epoch2": [1, 0, 0, 0],  # 25%
+    "s1/s1-verified-r0-epoch2": [1, 0, 0, 1],  # 50%
+    "s1/s1-verified-r1-epoch2": [4, 4, 4, 0],  # 75%
+    "s2/base": [0, 0, 0, 0],  # 0%
+    "s2/gen-a-verified-r0-epoch2": [4, 4, 4, 4],  # 100%
+}
+CARD = {
+    "stages": [
+        {"stage": "generated", "count": 64},
+        {"stage": "filtered", "count": 20},
+        {"stage": "verified", "count": 7},
+    ]
+}
+UNVERIFIED_CARD = {"stages": [{"stage": "generated", "count": 64}, {"stage": "verified", "count": None}]}
+
+
+def per_puzzle(successes: list[int]) -> pd.DataFrame:
+    table = pd.DataFrame({"puzzle_id": [f"P{i}:0" for i in range(len(successes))], "attempts": ATTEMPTS})
+    table["successes"] = successes
+    table["first_success"] = pd.array([0 if c else None for c in successes], dtype="Int64")
+    for column in COUNT_COLUMNS:
+        table[column] = 0
+    table["n_pass"], table["n_fail"] = table["successes"], ATTEMPTS - table["successes"]
+    return table
+
+
+def make_evals(root, results) -> list[str]:
+    for name, successes in results.items():
+        write_evaluation(per_puzzle(successes), root / name)
+    return [str(root / name) for name in results]
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    root = tmp_path_factory.mktemp("study")
+    cards = [root / "data" / "gen-a" / "r0" / variant / "card.json" for variant in ("verified", "unverified")]
+    for path, card in zip(cards, [CARD, UNVERIFIED_CARD]):
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps(card))
+    long = report_main(make_evals(root / "eval", RESULTS), root / "tables", root / "figures", cards)
+    return root, long
+
+
+def outputs(root) -> list:
+    names = (LONG_TABLE, *TABLE_NAMES)
+    tables = [root / "tables" / f"{name}.{fmt}" for name in names for fmt in TABLE_FORMATS]
+    figures = [root / "figures" / f"{name}.{fmt}" for name in FIGURE_NAMES for fmt in FIGURE_FORMATS]
+    return [*tables, *figures]
+
+
+def assert_images(root) -> None:
+    for name in FIGURE_NAMES:
+        png = (root / "figures" / f"{name}.png").read_bytes()
+        pdf = (root / "figures" / f"{name}.pdf").read_bytes()
+        assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5_000, name
+        assert pdf.startswith(b"%PDF") and len(pdf) > 5_000, name
+
+
+def test_parse_tag():
+    assert parse_tag("gpt-neo-125m-unverified-r3-epoch10") == {
+        "generator": "gpt-neo-125m", "variant": "unverified", "round": 3, "epoch": 10,
+    }  # fmt: skip
+    assert parse_tag("base")["variant"] == "base"
+    for bad in ["gen-a-verified-r0", "gen-a-checked-r0-epoch1", "verified-r0-epoch1"]:
+        with pytest.raises(ValueError, match="evaluation tag"):
+            parse_tag(bad)
+
+
+def test_every_output_exists_and_figures_are_images(study):
+    root, _ = study
+    for path in outputs(root):
+        assert path.stat().st_size > 0, path
+    assert_images(root)
+
+
+def test_long_table_numbers(study):
+    _, long = study
+    at4 = long[long["k"] == 4].set_index(["student", "tag"])
+    assert at4.loc[("s1", "gen-a-verified-r0-epoch2"), "pass_at_k"] == 0.75
+    assert at4.loc[("s1", "gen-a-verified-r0-epoch2"), "solved"] == 3
+    assert at4.loc[("s2", "gen-a-verified-r0-epoch2"), "pass_at_k"] == 1.0
+    # pass@1 of s1's round-1 model: 3 puzzles always solved, one never
+    assert (
+        long.set_index(["student", "tag", "k"]).loc[("s1", "s1-verified-r1-epoch2", 1), "pass_at_k"] == 0.75
+    )
+    row = at4.loc[("s1", "s1-verified-r1-epoch2")]
+    assert (row["generator"], row["variant"], row["round"], row["epoch"]) == ("s1", "verified", 1, 2)
+
+
+def test_condition_table_holds_last_epochs_with_intervals(study):
+    root, _ = study
+    table = pd.read_csv(root / "tables" / "passk_by_condition.csv", dtype=str)
+    s1 = table[table["student"] == "s1"]
+    assert s1[["generator", "variant", "round"]].values.tolist() == [
+        ["-", "base", "-"], ["gen-a", "verified", "0"], ["gen-a", "unverified", "0"],
+        ["s1", "verified", "0"], ["s1", "verified", "1"],
+    ]  # fmt: skip
+    verified = s1[(s1["generator"] == "gen-a") & (s1["variant"] == "verified")]
+    assert verified["epoch"].tolist() == ["2"]  # epoch 1 is not a condition of its own
+    assert verified["pass@4"].iloc[0].startswith("75.0 [")
+    assert list(table.columns[-3:]) == ["pass@1", "pass@2", "pass@4"]
+    markdown = (root / "tables" / "passk_by_condition.md").read_text()
+    assert "| s2 | gen-a | verified | 0 | 2 | 100.0 [100.0, 100.0]" in markdown
+
+
+def test_grid_and_round_tables(study):
+    root, _ = study
+    grid = pd.read_csv(root / "tables" / "student_generator.csv").set_index(["student", "variant"])
+    assert grid.loc[("s2", "verified"), "gen-a"].startswith("100.0")
+    assert grid.loc[("s1", "verified"), "s1"].startswith("50.0")
+    assert grid.loc[("s2", "verified"), "s1"] == "-"
+    rounds = pd.read_csv(root / "tables" / "rounds.csv").set_index(["student", "generator", "variant"])
+    assert rounds.loc[("s1", "s1", "verified"), "round 0"].startswith("50.0")
+    assert rounds.loc[("s1", "s1", "verified"), "round 1"].startswith("75.0")
+    latex = (root / "tables" / "rounds.tex").read_text()
+    assert latex.startswith(r"\begin{tabular}") and r"\bottomrule" in latex
+
+
+def test_data_card_table(study, tmp_path):
+    root, _ = study
+    table = pd.read_csv(root / "tables" / "data_card.csv", dtype={"gen-a r0 unverified": "Int64"})
+    assert table["stage"].tolist() == ["generated", "filtered", "verified"]
+    assert table["gen-a r0 verified"].tolist() == [64, 20, 7]
+    assert table["gen-a r0 unverified"].isna().tolist() == [False, True, True]  # no such stage; no verdicts
+    assert "| verified | 7 |  |" in (root / "tables" / "data_card.md").read_text()
+    (tmp_path / "card.json").write_text(json.dumps({"stages": [{"stage": "x"}]}))
+    with pytest.raises(ValueError, match="card.json"):
+        load_card(tmp_path / "card.json")
+
+
+def test_missing_data_still_gives_every_output(tmp_path):
+    """Only a base model evaluated: every table and figure exists, with a note instead of data."""
+    evals = make_evals(tmp_path / "eval", {"s1/base": [0, 1, 0, 1]})
+    command = ["report", "--evals", *evals, "--out-tables", str(tmp_path / "tables")]
+    assert main([*command, "--out-figures", str(tmp_path / "figures")]) == 0
+    for path in outputs(tmp_path):
+        assert path.exists(), path
+    assert_images(tmp_path)
+    assert "No fine-tuned model evaluated yet." in (tmp_path / "tables" / "rounds.md").read_text()
+    assert "No data card given." in (tmp_path / "tables" / "data_card.md").read_text()
+
+
+def test_collect_rejects_a_twice_given_evaluation(tmp_path):
+    evals = make_evals(tmp_path / "eval", {"s1/base": [0, 1, 0, 1]})
+    with pytest.raises(ValueError, match="given twice"):
+        collect(evals * 2)
+
+
+def test_latex_cells_are_escaped():
+    latex = to_latex(pd.DataFrame({"a_b": ["x & y", "50% #1"]}))
+    assert r"a\_b \\" in latex and r"x \& y \\" in latex and r"50\% \#1 \\" in latex
