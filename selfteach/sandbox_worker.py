@@ -1,0 +1,433 @@
+"""The verifier's worker, the code that runs inside the sandbox: one long-lived process per worker slot.
+
+It is handed to a bare interpreter as source (`python -c`) and must need only the standard library:
+nothing of the project is visible in the sandbox. Starting an interpreter costs ~10-25 ms, forking one
+costs well under 1 ms, so the worker imports everything once and forks a limited child per step.
+
+Each candidate runs in two children, so the solution can never forge its own verdict:
+  1. the *solve* child runs f's and g's sources in one namespace (g may call f, as in the paper),
+     calls g() and sends back only the answer, encoded as JSON data;
+  2. the *check* child, forked from the clean worker, decodes the answer, checks its type against
+     f's annotation, runs f's source afresh and calls f(answer); the candidate passes when that
+     returns the object True.
+Whatever the solve child does (tamper with builtins, lie in __eq__, write to any descriptor it has),
+all that reaches the check is data. The worker hides its own descriptors from children (they close
+them, and the worker is not dumpable, so /proc/<worker>/fd is closed to them too).
+
+Protocol on the worker's stdin/stdout, one JSON object per line: first the worker writes
+{"ready": true}, then for each request {"f": str, "g": str} it answers
+{"status": str, "seconds": float, "detail"?: str}. The configuration is sys.argv[1] (JSON).
+"""
+
+import ast
+import builtins
+import ctypes
+import errno
+import gc
+import json
+import math
+import os
+import random
+import resource
+import select
+import signal
+import sys
+import time
+import typing
+
+# Modules the children commonly import, loaded once here so that forked children get them for free.
+PRELOADED = ("collections", "copy", "functools", "hashlib", "heapq", "itertools", "re", "string")
+# The paper accepted only code whose imports are all in this list.
+PAPER_ALLOWED_IMPORTS = frozenset(
+    {"collections", "copy", "hashlib", "math", "random", "re", "string", "typing"}
+)
+BASE_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+LIST_NAMES = ("List", "list")
+# What the solve step may report: anything else would be candidate code forging a verdict.
+SOLVE_FAILURES = frozenset({"wrong_type", "error", "timeout", "resource"})
+RESULT_SEED = 0  # the random module is reseeded with this in every child: results must not vary
+MAX_DETAIL_CHARS = 200
+PR_SET_DUMPABLE = 4
+RESOURCE_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.EAGAIN, errno.EFBIG, errno.ENOSPC, errno.ENOMEM}
+RESOURCE_SIGNALS = {signal.SIGSEGV: "stack or memory", signal.SIGBUS: "memory", signal.SIGXFSZ: "file size"}
+# Captured before any candidate runs: a candidate that replaces os._exit must not keep a child alive
+# inside the worker's loop.
+_exit = os._exit
+_write = os.write
+
+
+class Refused(Exception):
+    """A candidate turned away before running; `status` is "rejected" or "error"."""
+
+    def __init__(self, status, detail):
+        super().__init__(detail)
+        self.status = status
+
+
+class WrongType(Exception):
+    pass
+
+
+# --- static checks (in the worker, before anything runs) ---
+
+
+def parse(source, name):
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, MemoryError, RecursionError) as err:
+        raise Refused("error", f"{name} does not parse: {type(err).__name__}: {err}") from None
+    if not any(isinstance(node, ast.FunctionDef) and node.name == name for node in tree.body):
+        raise Refused("error", f"the {name} source defines no top-level function {name}")
+    return tree
+
+
+def banned_imports(tree):
+    """Names the paper's policy refuses: imports outside its list, relative imports, __import__."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] not in PAPER_ALLOWED_IMPORTS:
+                    yield alias.name
+        elif isinstance(node, ast.ImportFrom):
+            if node.level or (node.module or "").split(".")[0] not in PAPER_ALLOWED_IMPORTS:
+                yield "." * node.level + (node.module or "")
+        elif isinstance(node, ast.Name) and node.id == "__import__":
+            yield "__import__"
+        elif isinstance(node, ast.Attribute) and node.attr == "__import__":
+            yield "__import__"
+
+
+def answer_type(tree):
+    """(list depth, base type name) of f's first argument, from annotations like List[List[int]]."""
+    f = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "f"][-1]
+    positional = f.args.posonlyargs + f.args.args
+    if not positional:
+        raise Refused("error", "f takes no answer argument")
+    node, depth = positional[0].annotation, 0
+    while (
+        isinstance(node, ast.Subscript)
+        and isinstance(node.value, ast.Name)
+        and node.value.id in LIST_NAMES
+    ):
+        node, depth = node.slice, depth + 1
+    if isinstance(node, ast.Name) and node.id in BASE_TYPES:
+        return depth, node.id
+    shown = ast.unparse(positional[0].annotation) if positional[0].annotation else "none"
+    raise Refused("rejected", f"f's answer annotation ({shown}) is not int, float, str, bool or List[...]")
+
+
+_f_cache = {}
+
+
+def analyse_f(source, imports):
+    """Parse f once per distinct source (a puzzle is checked against many solutions)."""
+    key = (source, imports)
+    if key not in _f_cache:
+        try:
+            tree = parse(source, "f")
+            check_imports(tree, "f", imports)
+            _f_cache[key] = answer_type(tree)
+        except Refused as err:
+            _f_cache[key] = err
+        if len(_f_cache) > 1024:
+            _f_cache.pop(next(iter(_f_cache)))
+    found = _f_cache[key]
+    if isinstance(found, Refused):
+        raise found
+    return found
+
+
+def check_imports(tree, name, imports):
+    if imports == "paper":
+        banned = sorted(set(banned_imports(tree)))
+        if banned:
+            raise Refused("rejected", f"{name} imports {', '.join(banned)} (outside the paper's list)")
+
+
+# --- inside a child ---
+
+
+def fresh_namespace():
+    return {"__name__": "__main__", "__builtins__": builtins, "List": typing.List}
+
+
+def describe(err):
+    try:
+        text = f"{type(err).__name__}: {err}"
+    except BaseException:  # a hostile exception whose str() raises
+        text = "an exception that cannot be printed"
+    return text[:MAX_DETAIL_CHARS]
+
+
+def failure(err):
+    """The status for an exception raised by candidate code: a limit hit, or an error."""
+    if isinstance(err, MemoryError):
+        return "resource", describe(err)
+    if isinstance(err, OSError) and err.errno in RESOURCE_ERRNOS:
+        return "resource", describe(err)
+    if isinstance(err, RuntimeError) and "can't start new thread" in str(err):
+        return "resource", describe(err)
+    return "error", describe(err)
+
+
+def status_message(status, detail=None):
+    message = {"status": status}
+    if detail:
+        message["detail"] = detail
+    return b"S" + json.dumps(message).encode()
+
+
+def matches(value, depth, base):
+    """P3's type check: exact types (a bool is not an int), lists nested to the annotated depth."""
+    if depth == 0:
+        return type(value) is base
+    return type(value) is list and all(matches(item, depth - 1, base) for item in value)
+
+
+def hex_ints(value, depth):
+    """Ints travel as hex strings: decimal conversion is quadratic in the digits, hex is linear."""
+    return hex(value) if depth == 0 else [hex_ints(item, depth - 1) for item in value]
+
+
+def unhex_ints(value, depth):
+    if depth == 0:
+        if type(value) is not str:
+            raise ValueError("an int leaf that is not a hex string")
+        return int(value, 16)
+    if type(value) is not list:
+        raise ValueError("a list level that is not a list")
+    return [unhex_ints(item, depth - 1) for item in value]
+
+
+def solve(f_source, g_source, depth, base_name):
+    """The solve step: returns b"A" + the answer as JSON, or b"S" + a failure status."""
+    namespace = fresh_namespace()
+    try:
+        exec(compile(f_source, "<f>", "exec"), namespace)
+        exec(compile(g_source, "<g>", "exec"), namespace)
+        answer = namespace["g"]()
+        if not matches(answer, depth, BASE_TYPES[base_name]):
+            return status_message("wrong_type", f"g returned a {type(answer).__name__}")
+        return b"A" + json.dumps(hex_ints(answer, depth) if base_name == "int" else answer).encode()
+    except BaseException as err:
+        return status_message(*failure(err))
+
+
+def check(f_source, encoded, depth, base_name):
+    """The check step, in a clean child: decode the answer, check its type, call f on it."""
+    try:
+        answer = json.loads(encoded)
+        if base_name == "int":
+            answer = unhex_ints(answer, depth)
+    except BaseException as err:
+        return status_message("error", "the answer could not be decoded: " + describe(err))
+    if not matches(answer, depth, BASE_TYPES[base_name]):
+        return status_message("wrong_type", "the answer does not match f's annotation")
+    namespace = fresh_namespace()
+    try:
+        exec(compile(f_source, "<f>", "exec"), namespace)
+        result = namespace["f"](answer)
+    except BaseException as err:
+        return status_message(*failure(err))
+    return status_message("pass" if result is True else "fail")
+
+
+def enter_child(result_fd, config, remaining):
+    """Limits and descriptors of a fresh child, set before any candidate code runs."""
+    os.setsid()
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.closerange(3, result_fd)
+    os.closerange(result_fd + 1, 2**31 - 1)
+    limits = config["limits"]
+    cpu = math.ceil(remaining) + 1  # a backstop only: the worker kills on wall-clock time
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    resource.setrlimit(resource.RLIMIT_AS, (limits["memory_bytes"],) * 2)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_bytes"],) * 2)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limits["open_files"],) * 2)
+    resource.setrlimit(resource.RLIMIT_NPROC, (limits["processes"],) * 2)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    random.seed(RESULT_SEED)
+
+
+# --- in the worker: run one step in a child and wait for it ---
+
+
+def run_step(step, args, deadline, config):
+    """Fork a child for `step(*args)`; return (kind, payload): b"A"/b"S" data, or a status from outside."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        return "S", {"status": "timeout"}
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_fd)
+            enter_child(write_fd, config, remaining)
+            out = step(*args)
+            view = memoryview(out)
+            while view:
+                view = view[_write(write_fd, view) :]
+        finally:
+            _exit(0)
+    os.close(write_fd)
+    try:
+        data, exited, over = collect(pid, read_fd, deadline, config["limits"]["output_bytes"])
+    finally:
+        os.close(read_fd)
+        if not exited:
+            kill_quietly(pid)
+        _, wait_status = os.waitpid(pid, 0)
+        clean_up(pid, config)
+    if over:
+        return "S", {"status": "resource", "detail": "answer over the size cap"}
+    if not exited:
+        return "S", {"status": "timeout"}
+    if os.WIFSIGNALED(wait_status):
+        number = os.WTERMSIG(wait_status)
+        if number == signal.SIGXCPU:
+            return "S", {"status": "timeout", "detail": "CPU time limit"}
+        if number in RESOURCE_SIGNALS:
+            name = signal.Signals(number).name
+            return "S", {"status": "resource", "detail": f"killed by {name} ({RESOURCE_SIGNALS[number]} limit)"}
+        return "S", {"status": "error", "detail": f"killed by {signal.Signals(number).name}"}
+    if not data or data[:1] not in (b"A", b"S"):
+        code = os.WEXITSTATUS(wait_status)
+        return "S", {"status": "error", "detail": f"exited without a result (exit code {code})"}
+    if data[:1] == b"A":
+        return "A", bytes(data[1:])
+    try:
+        message = json.loads(data[1:])
+        status = message["status"]
+        detail = str(message.get("detail", ""))[:MAX_DETAIL_CHARS]
+    except (ValueError, KeyError, TypeError):
+        return "S", {"status": "error", "detail": "an unreadable result"}
+    return "S", {"status": status, "detail": detail} if detail else {"status": status}
+
+
+def collect(pid, read_fd, deadline, cap):
+    """Read the child's output until it exits or the deadline passes; (data, exited, over the cap)."""
+    pidfd = os.pidfd_open(pid)
+    poller = select.poll()
+    poller.register(read_fd, select.POLLIN)
+    poller.register(pidfd, select.POLLIN)
+    data = bytearray()
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return data, False, False
+            for fd, _ in poller.poll(math.ceil(remaining * 1000)):
+                if fd == read_fd:
+                    chunk = os.read(read_fd, 1 << 16)
+                    if not chunk:
+                        poller.unregister(read_fd)
+                    data += chunk
+                    if len(data) > cap:
+                        return data, False, True
+                elif fd == pidfd:
+                    os.set_blocking(read_fd, False)
+                    try:  # what it wrote before exiting; a grandchild may hold the pipe open
+                        while len(data) <= cap and (chunk := os.read(read_fd, 1 << 16)):
+                            data += chunk
+                    except BlockingIOError:
+                        pass
+                    return data, True, len(data) > cap
+    finally:
+        os.close(pidfd)
+
+
+def kill_quietly(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def clean_up(pid, config):
+    """Leave nothing of a candidate behind: no process, no file for the next candidate to find."""
+    if config["sandboxed"]:
+        # In the sandbox's own pid namespace, -1 means every process but the init and this worker.
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    else:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    wipe(config["scratch"])
+
+
+def wipe(folder):
+    for entry in os.scandir(folder):
+        path = entry.path
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                os.chmod(path, 0o700)
+                wipe(path)
+                os.rmdir(path)
+            else:
+                os.unlink(path)
+        except OSError:
+            pass
+
+
+# --- the worker's loop ---
+
+
+def judge(request, config):
+    """One candidate's verdict: static checks, then the solve and check steps within one deadline."""
+    start = time.monotonic()
+    deadline = start + config["timeout"]
+    try:
+        f_source, g_source = request["f"], request["g"]
+        depth, base_name = analyse_f(f_source, config["imports"])
+        check_imports(parse(g_source, "g"), "g", config["imports"])
+    except Refused as err:
+        return {"status": err.status, "seconds": 0.0, "detail": str(err)[:MAX_DETAIL_CHARS]}
+    kind, payload = run_step(solve, (f_source, g_source, depth, base_name), deadline, config)
+    if kind == "S" and payload["status"] not in SOLVE_FAILURES:  # only the check step can pass
+        kind, payload = "S", {"status": "error", "detail": "the solve step claimed a verdict"}
+    if kind == "A":
+        kind, payload = run_step(check, (f_source, payload, depth, base_name), deadline, config)
+    verdict = dict(payload)
+    verdict["seconds"] = round(time.monotonic() - start, 6)
+    return verdict
+
+
+def make_undumpable():
+    """Children run as the same user; without this they could open /proc/<worker>/fd or ptrace it."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")
+
+
+def main():
+    config = json.loads(sys.argv[1])
+    sys.set_int_max_str_digits(0)
+    for name in PRELOADED:
+        __import__(name)
+    requests = os.fdopen(os.dup(0), "rb")
+    replies = os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    make_undumpable()
+    os.chdir(config["scratch"])
+    gc.freeze()  # children's collections then skip the worker's objects: fewer copy-on-write faults
+    send(replies, {"ready": True, "python": sys.version.split()[0]})
+    for line in requests:
+        send(replies, judge(json.loads(line), config))
+
+
+def send(fd, message):
+    view = memoryview(json.dumps(message).encode() + b"\n")
+    while view:
+        view = view[_write(fd, view) :]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,354 @@
+"""Verification (paper step 4): does f(g()) return True, with the answer of f's annotated type?
+
+Candidates are model-written code, so they run inside bubblewrap sandboxes (selfteach.sandbox), in
+long-lived workers (selfteach.sandbox_worker) that fork one limited child per candidate step. This
+module owns the pool of workers: it feeds them candidates, enforces a wall-clock limit from outside,
+replaces a worker that dies or hangs (its candidate still gets a verdict), and keeps input order.
+
+A verdict is {"id", "ok", "status", "seconds"} plus "detail" for some statuses; `ok` is true exactly
+when the status is "pass".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from selfteach.io import atomic_path
+from selfteach.sandbox import FIX_BWRAP, SCRATCH, Limits, SandboxError, worker_command
+
+STATUSES = ("pass", "fail", "wrong_type", "error", "timeout", "resource", "rejected")
+IMPORT_POLICIES = ("paper", "any")  # paper: only the paper's import list; any: the sandbox alone
+# How long past the candidate's own limit a worker may stay silent before it is killed from outside
+# (the worker kills its child at the limit itself; this only catches a worker that is stuck).
+WORKER_GRACE_S = 5.0
+STARTUP_TIMEOUT_S = 30.0
+MAX_REPLY_BYTES = 1 << 20
+MAX_DETAIL_CHARS = 300
+# Verdicts held back to keep input order, per worker: bounds memory when one candidate is slow.
+WINDOW_PER_WORKER = 256
+READ_CHUNK = 1 << 16
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """An input line that is not a usable record; it gets an "error" verdict under `id`."""
+
+    id: str
+    reason: str
+
+
+def record_problem(record) -> str | None:
+    """Why a record cannot be verified, or None."""
+    if isinstance(record, Unreadable):
+        return record.reason
+    if not isinstance(record, dict):
+        return f"a record must be a JSON object, not {type(record).__name__}"
+    for key in ("id", "f", "g"):
+        if not isinstance(record.get(key), str):
+            return f"the record has no string {key!r}"
+    return None
+
+
+def record_id(record, index: int) -> str:
+    if isinstance(record, Unreadable):
+        return record.id
+    if isinstance(record, dict) and isinstance(record.get("id"), str):
+        return record["id"]
+    return f"record {index}"
+
+
+def make_verdict(id_: str, status: str, seconds: float, detail: str | None = None) -> dict:
+    verdict = {"id": id_, "ok": status == "pass", "status": status, "seconds": round(seconds, 6)}
+    if detail:
+        verdict["detail"] = detail[:MAX_DETAIL_CHARS]
+    return verdict
+
+
+class _Worker:
+    """One sandboxed worker process and the candidate it holds."""
+
+    def __init__(self, command: list[str], env: dict, cwd: str):
+        self.stderr = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,  # so a kill from outside takes bwrap's whole process group
+            bufsize=0,
+        )
+        self.fd = self.proc.stdout.fileno()
+        self.buffer = bytearray()
+        self.job: tuple[int, str, float] | None = None  # (index, id, sent at)
+
+    def wait_ready(self, timeout: float) -> None:
+        reply = self.read_reply(time.monotonic() + timeout)
+        if not (isinstance(reply, dict) and reply.get("ready")):
+            self.kill()
+            raise SandboxError(f"the sandbox worker did not start ({self.last_words()}): {FIX_BWRAP}")
+
+    def send(self, index: int, record: dict) -> bool:
+        self.job = (index, record["id"], time.monotonic())
+        line = json.dumps({"f": record["f"], "g": record["g"]}).encode() + b"\n"
+        try:
+            self.proc.stdin.write(line)
+            return True
+        except (BrokenPipeError, OSError):
+            return False
+
+    def read_reply(self, deadline: float) -> dict | None:
+        """The next reply line, or None when the worker closed, sent garbage or passed the deadline."""
+        while b"\n" not in self.buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([self.fd], [], [], remaining)[0]:
+                return None
+            chunk = os.read(self.fd, READ_CHUNK)
+            if not chunk or len(self.buffer) > MAX_REPLY_BYTES:
+                return None
+            self.buffer += chunk
+        line, _, rest = bytes(self.buffer).partition(b"\n")
+        self.buffer = bytearray(rest)
+        try:
+            return json.loads(line)
+        except ValueError:
+            return None
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, 9)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            stream.close()
+
+    def last_words(self) -> str:
+        """How the worker ended: exit status and the last line it wrote to stderr."""
+        self.stderr.seek(0)
+        lines = self.stderr.read()[-4096:].decode(errors="replace").strip().splitlines()
+        code = self.proc.poll()
+        said = f": {lines[-1]}" if lines else ""
+        return f"exit status {code}{said}"
+
+    def close(self) -> None:
+        self.kill()
+        self.stderr.close()
+
+
+class Verifier:
+    """A pool of sandboxed workers, reusable across many `run` calls; use it as a context manager."""
+
+    def __init__(
+        self,
+        timeout: float = 1.0,
+        workers: int = 2,
+        imports: str = "paper",
+        python: str = "auto",
+        sandbox: bool = True,
+        limits: Limits = Limits(),
+        grace: float = WORKER_GRACE_S,
+    ):
+        if not timeout > 0:
+            raise ValueError(f"timeout must be positive, got {timeout}")
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        if imports not in IMPORT_POLICIES:
+            raise ValueError(f"imports must be one of {IMPORT_POLICIES}, got {imports!r}")
+        self.timeout, self.n_workers, self.imports = timeout, workers, imports
+        self.python, self.sandbox, self.limits, self.grace = python, sandbox, limits, grace
+        self._workers: list[_Worker] = []
+        self._command: list[str] = []
+        self._scratch: str | None = None
+
+    def __enter__(self) -> Verifier:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def start(self) -> None:
+        if self._workers:
+            return
+        if self.sandbox:
+            scratch = SCRATCH
+        else:
+            print(
+                "selfteach verify: WARNING: running model-written code WITHOUT a sandbox "
+                "(sandbox=False / --no-sandbox): it can read, change and delete this machine's files",
+                file=sys.stderr,
+            )
+            scratch = self._scratch = tempfile.mkdtemp(prefix="selfteach-verify-")
+        config = {
+            "timeout": self.timeout,
+            "imports": self.imports,
+            "limits": asdict(self.limits),
+            "sandboxed": self.sandbox,
+            "scratch": scratch,
+        }
+        self._command = worker_command(config, self.python, self.sandbox)
+        self._workers = [self._spawn() for _ in range(self.n_workers)]
+
+    def _spawn(self) -> _Worker:
+        cwd = "/" if self.sandbox else self._scratch
+        worker = _Worker(self._command, {"PYTHONHASHSEED": "0"}, cwd)
+        worker.wait_ready(STARTUP_TIMEOUT_S)
+        return worker
+
+    def _replace(self, worker: _Worker) -> _Worker:
+        worker.close()
+        fresh = self._spawn()
+        self._workers[self._workers.index(worker)] = fresh
+        return fresh
+
+    def close(self) -> None:
+        for worker in self._workers:
+            worker.close()
+        self._workers = []
+        if self._scratch:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
+
+    def run(self, records: list[dict]) -> list[dict]:
+        """One verdict per record, in the same order."""
+        return list(self.imap(records))
+
+    def imap(self, records: Iterable) -> Iterator[dict]:
+        """Verdicts in input order, streaming: at most a bounded window of records is held."""
+        self.start()
+        source = enumerate(records)
+        done: dict[int, dict] = {}
+        busy: dict[int, _Worker] = {}  # reply fd -> worker
+        idle = list(self._workers)
+        window = WINDOW_PER_WORKER * self.n_workers
+        next_out, exhausted = 0, False
+        try:
+            while True:
+                while idle and not exhausted and len(done) + len(busy) < window:
+                    item = next(source, None)
+                    if item is None:
+                        exhausted = True
+                        break
+                    index, record = item
+                    problem = record_problem(record)
+                    if problem:
+                        done[index] = make_verdict(record_id(record, index), "error", 0.0, problem)
+                        continue
+                    worker = idle.pop()
+                    if worker.send(index, record):
+                        busy[worker.fd] = worker
+                    else:
+                        idle.append(self._lost(worker, "error", done))
+                while next_out in done:
+                    yield done.pop(next_out)
+                    next_out += 1
+                if not busy:
+                    if exhausted:
+                        return
+                    continue
+                for worker in self._wait(busy):
+                    del busy[worker.fd]
+                    idle.append(self._settle(worker, done))
+        finally:
+            for worker in busy.values():  # abandoned mid-run: their replies would be stale
+                self._replace(worker)
+
+    def _wait(self, busy: dict[int, _Worker]) -> list[_Worker]:
+        """Workers with a reply, a death or an overdue deadline to settle."""
+        limit = self.timeout + self.grace
+        now = time.monotonic()
+        first_deadline = min(worker.job[2] for worker in busy.values()) + limit
+        fds = select.select(list(busy), [], [], max(0.0, first_deadline - now))[0]
+        ready = [busy[fd] for fd in fds]
+        now = time.monotonic()
+        overdue = [w for w in busy.values() if w not in ready and now - w.job[2] >= limit]
+        return ready + overdue
+
+    def _settle(self, worker: _Worker, done: dict) -> _Worker:
+        """Record the verdict the worker holds; return the worker (or its replacement) to use next."""
+        index, id_, sent = worker.job
+        deadline = sent + self.timeout + self.grace
+        reply = worker.read_reply(deadline)  # it has started replying, or it is overdue
+        if not (
+            isinstance(reply, dict)
+            and reply.get("status") in STATUSES
+            and isinstance(reply.get("seconds"), (int, float))
+        ):
+            return self._lost(worker, "timeout" if time.monotonic() >= deadline else "error", done)
+        done[index] = make_verdict(id_, reply["status"], reply["seconds"], reply.get("detail"))
+        worker.job = None
+        return worker
+
+    def _lost(self, worker: _Worker, status: str, done: dict) -> _Worker:
+        """The worker died or hung holding a candidate: that candidate gets `status`, the worker is replaced."""
+        index, id_, sent = worker.job
+        worker.kill()
+        how = "hung and was killed" if status == "timeout" else f"died ({worker.last_words()})"
+        done[index] = make_verdict(id_, status, time.monotonic() - sent, f"the sandbox worker {how}")
+        return self._replace(worker)
+
+
+def verify_records(records: Iterable[dict], **kwargs) -> list[dict]:
+    """One-shot convenience: start a pool, verify, stop it."""
+    with Verifier(**kwargs) as verifier:
+        return verifier.run(list(records))
+
+
+def read_records(path: str | os.PathLike) -> Iterator:
+    """The records of a JSONL file; a line that is not a JSON object with a string id is `Unreadable`."""
+    with open(path) as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError as err:
+                yield Unreadable(f"line {number}", f"{path}: line {number} is not JSON ({err})")
+                continue
+            if not (isinstance(record, dict) and isinstance(record.get("id"), str)):
+                yield Unreadable(f"line {number}", f"{path}: line {number} is not an object with a string id")
+                continue
+            yield record
+
+
+def verify_file(in_path: str | os.PathLike, out_path: str | os.PathLike, **kwargs) -> dict:
+    """JSONL records in, one verdict line per record out (written atomically); counts per status."""
+    if not Path(in_path).is_file():
+        raise FileNotFoundError(f"no input file {in_path}")
+    counts = dict.fromkeys(STATUSES, 0)
+    with Verifier(**kwargs) as verifier, atomic_path(out_path) as tmp, open(tmp, "w") as out:
+        for verdict in verifier.imap(read_records(in_path)):
+            out.write(json.dumps(verdict) + "\n")
+            counts[verdict["status"]] += 1
+    return counts
+
+
+def main(args) -> int:
+    """The `selfteach verify` subcommand."""
+    try:
+        counts = verify_file(
+            args.input,
+            args.output,
+            timeout=args.timeout,
+            workers=args.workers,
+            imports=args.imports,
+            python=args.python,
+            sandbox=not args.no_sandbox,
+        )
+    except SandboxError as err:
+        print(f"selfteach verify: error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(counts))
+    return 0
