@@ -20,6 +20,7 @@ config.update(study_config.validate(config, source="config"))
 MODELS = config["models"]
 P3_FILES = ["puzzles.json", "split.json", "test_228.json", "train_prefix.txt"]
 LAST_EPOCH = config["finetune"]["epochs"]
+MODEL_THREADS = 8  # CPU threads of a sampling or training job; capped by --cores, or --max-threads
 SELF_IMPROVERS = config["self_improvers"] or [
     m for m in config["finetune"]["students"] if m in config["generate"]["generators"]
 ]
@@ -30,6 +31,15 @@ if config["rounds"] > 1 and not SELF_IMPROVERS:
     )
 if config["rounds"] > 1 and "verified" not in config["dataset"]["variants"]:
     raise ValueError("config: rounds > 1 needs 'verified' in dataset.variants")
+
+
+# Seconds of work each: run them beside Snakemake rather than queueing them on a cluster.
+localrules:
+    fetch_p3,
+    test_puzzles,
+    gather_puzzles,
+    gather_solutions,
+    report,
 
 
 wildcard_constraints:

@@ -28,7 +28,7 @@ rule sample_tests:
         "logs/sample_tests/{student}/{tag}/s{shard}.log",
     conda:
         "../envs/model.yaml"
-    threads: workflow.cores
+    threads: MODEL_THREADS
     resources:
         mem_mb=8000,
         runtime=240,

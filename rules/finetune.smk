@@ -19,7 +19,7 @@ rule finetune:
         "logs/finetune/{student}/{gen}-{variant}-r{round}.log",
     conda:
         "../envs/model.yaml"
-    threads: workflow.cores
+    threads: MODEL_THREADS
     resources:
         mem_mb=16000,
         runtime=720,

@@ -11,7 +11,7 @@ rule generate_puzzles:
         "logs/generate_puzzles/{gen}/r{round}/s{shard}.log",
     conda:
         "../envs/model.yaml"
-    threads: workflow.cores
+    threads: MODEL_THREADS
     resources:
         mem_mb=8000,
         runtime=240,

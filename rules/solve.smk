@@ -12,7 +12,7 @@ rule solve_puzzles:
         "logs/solve_puzzles/{gen}/r{round}/s{shard}.log",
     conda:
         "../envs/model.yaml"
-    threads: workflow.cores
+    threads: MODEL_THREADS
     resources:
         mem_mb=8000,
         runtime=240,

@@ -25,11 +25,14 @@ def p3_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+def build_tiny_model(folder: Path) -> Path:
     """A 2-layer Llama with SmolLM2's tokenizer, random weights, saved as a Hugging Face folder."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    folder = tmp_path_factory.mktemp("tiny-model")
     tokenizer = AutoTokenizer.from_pretrained(embedded_model_folder(), gguf_file=EMBEDDED_GGUF)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
@@ -47,3 +50,35 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def tiny_study(model_dir, p3_dir) -> dict:
+    """A whole study on the tiny model, every step real, every budget tiny."""
+    return {
+        "p3": {"mirror": str(p3_dir)},
+        "models": {"tiny": {"source": "local", "path": str(model_dir)}},
+        "sampling": {"batch_size": 16},
+        "generate": {
+            "generators": ["tiny"],
+            "prompts": 2,
+            "per_prompt": 2,
+            "shards": 2,
+            "max_new_tokens": 32,
+            "max_prompt_tokens": 256,
+        },
+        "solve": {"attempts": 2, "shards": 2, "max_new_tokens": 24},
+        "dataset": {"variants": ["verified", "unverified"]},
+        "finetune": {"students": ["tiny"], "epochs": 2, "block_size": 64, "batch_size": 2, "warmup_steps": 1},
+        "evaluate": {"attempts": 2, "max_new_tokens": 16, "bootstrap": 50},
+    }
+
+
+@pytest.fixture(scope="session")
+def study_dir(tmp_path_factory, tiny_model_dir, p3_dir) -> Path:
+    """The tiny study, run once through Snakemake on this machine."""
+    from workflow import run_snakemake, write_config
+
+    workdir = tmp_path_factory.mktemp("study")
+    write_config(workdir, tiny_study(tiny_model_dir, p3_dir))
+    run_snakemake(workdir, "--cores", "2")
+    return workdir

@@ -9,39 +9,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from workflow import REPO, planned_jobs, run_snakemake, write_config
+from conftest import tiny_study
+from workflow import REPO, planned_jobs, write_config
 
 pytestmark = pytest.mark.slow
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def tiny_study(model_dir, p3_dir) -> dict:
-    return {
-        "p3": {"mirror": str(p3_dir)},
-        "models": {"tiny": {"source": "local", "path": str(model_dir)}},
-        "sampling": {"batch_size": 16},
-        "generate": {
-            "generators": ["tiny"],
-            "prompts": 2,
-            "per_prompt": 2,
-            "shards": 2,
-            "max_new_tokens": 32,
-            "max_prompt_tokens": 256,
-        },
-        "solve": {"attempts": 2, "shards": 2, "max_new_tokens": 24},
-        "dataset": {"variants": ["verified", "unverified"]},
-        "finetune": {"students": ["tiny"], "epochs": 2, "block_size": 64, "batch_size": 2, "warmup_steps": 1},
-        "evaluate": {"attempts": 2, "shards": 2, "max_new_tokens": 16, "bootstrap": 50},
-    }
-
-
-@pytest.fixture(scope="module")
-def study_dir(tmp_path_factory, tiny_model_dir, p3_dir):
-    workdir = tmp_path_factory.mktemp("study")
-    write_config(workdir, tiny_study(tiny_model_dir, p3_dir))
-    run_snakemake(workdir, "--cores", "2")
-    return workdir
 
 
 def test_every_declared_output_is_well_formed(study_dir):
@@ -89,7 +62,7 @@ def test_evaluation_key_reruns_only_evaluation_and_report(study_dir, tiny_model_
     finally:
         write_config(study_dir, study)
     assert set(jobs) == {"sample_tests", "verify_solutions", "evaluate", "report", "all"}
-    assert jobs["evaluate"] == 5 and jobs["sample_tests"] == 5 * 2
+    assert jobs["evaluate"] == 5 and jobs["sample_tests"] == 5
 
 
 def test_rounds_add_self_improvement_jobs(study_dir, tiny_model_dir, p3_dir):
