@@ -56,6 +56,71 @@ def build_parser() -> argparse.ArgumentParser:
     verify_cmd.set_defaults(run=verify.main)
 
     # --- sampling and serve (owner: sampling) ---
+    def add_backend_args(command) -> None:
+        command.add_argument("--model", required=True, help="a Hugging Face folder or hub id; with --base-url, the API's model name")
+        command.add_argument("--base-url", help="an OpenAI-compatible endpoint (e.g. http://127.0.0.1:8000/v1): sample over HTTP")
+        command.add_argument("--key-env", help="environment variable holding the endpoint's API key")
+        command.add_argument("--backend", choices=["hf", "vllm"], default="hf")
+        command.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
+        command.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+        command.add_argument("--batch-size", type=int, default=64, help="sequences decoded together")
+        command.add_argument("--concurrency", type=int, default=4, help="requests in flight (HTTP)")
+        command.add_argument("--max-retries", type=int, default=5, help="retries on HTTP 429/5xx")
+
+    def backend_from(args):
+        from selfteach.sampling import load_backend
+
+        model = args.model
+        if args.base_url:
+            model = {"source": "openai", "base_url": args.base_url, "model": args.model, "key_env": args.key_env}
+        return load_backend(model, {
+            "backend": args.backend, "dtype": args.dtype, "device": args.device, "batch_size": args.batch_size,
+            "concurrency": args.concurrency, "max_retries": args.max_retries,
+        })  # fmt: skip
+
+    def run_sample(args):
+        from selfteach.io import read_jsonl
+        from selfteach.sampling import SamplingParams, sample_to_jsonl
+
+        params = SamplingParams(
+            n=args.n, temperature=args.temperature, max_new_tokens=args.max_new_tokens, top_p=args.top_p,
+            top_k=args.top_k, stop=None if args.stop == "none" else args.stop, seed=args.seed,
+        )  # fmt: skip
+        summary = sample_to_jsonl(
+            backend_from(args), read_jsonl(args.requests), params, args.output, prompts_per_batch=args.prompts_per_batch
+        )
+        print(f"{summary['samples']:,} samples, {summary['tokens']:,} new tokens, {summary['tokens_per_s']} tokens/s")
+
+    sample = commands.add_parser("sample", help="sample completions for JSONL requests {id, prompt}, resumably")
+    sample.add_argument("requests", help='JSONL {"id", "prompt", ...}')
+    sample.add_argument("output", help='JSONL, one record per sample: request fields but "prompt", "sample", "completion", "tokens", "finished"')
+    add_backend_args(sample)
+    sample.add_argument("--n", type=int, default=1, help="samples per prompt")
+    sample.add_argument("--temperature", type=float, default=0.8)
+    sample.add_argument("--max-new-tokens", type=int, default=150)
+    sample.add_argument("--top-p", type=float, default=1.0)
+    sample.add_argument("--top-k", type=int, default=0, help="0: off")
+    sample.add_argument("--stop", choices=["dedent", "none"], default="dedent", help="dedent: end at the first non-indented line")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--prompts-per-batch", type=int, default=8, help="prompts per resumable batch")
+    sample.set_defaults(run=run_sample)
+
+    def run_serve(args):
+        import logging
+
+        from selfteach.sampling.server import serve
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+        stop = None if args.stop == "none" else args.stop
+        serve(backend_from(args), args.host, args.port, model_name=args.name or args.model, stop=stop)
+
+    serve_cmd = commands.add_parser("serve", help="an OpenAI-compatible /v1/completions server in front of a backend")
+    add_backend_args(serve_cmd)
+    serve_cmd.add_argument("--host", default="127.0.0.1")
+    serve_cmd.add_argument("--port", type=int, default=8000)
+    serve_cmd.add_argument("--name", help="the model name clients send (default: --model)")
+    serve_cmd.add_argument("--stop", choices=["dedent", "none"], default="dedent", help="how every completion ends")
+    serve_cmd.set_defaults(run=run_serve)
 
     # --- filter-puzzles, dataset (owner: puzzles) ---
     def run_filter_puzzles(args):

@@ -1,0 +1,236 @@
+"""The Hugging Face transformers backend: batched sampling with the shared prompt encoded once.
+
+Where the time goes and what this does about it:
+- The prompts of one call share a long start (the few-shot prefix). Its keys/values are computed
+  once, kept for later calls with the same start, and attended by every row without being copied
+  (`prefix_attention`).
+- The rest of each prompt (the puzzle, `def g(...):`) is encoded once per prompt, then its
+  keys/values are copied to that prompt's `n` sample rows.
+- A row stops as soon as its text is finished (the dedent rule, or EOS); once a quarter of the
+  rows have stopped they are dropped from the batch, and the batch ends when every row has.
+- Each row draws its random numbers up front from its own generator, seeded by (seed, key,
+  sample index), so results do not depend on the order of the rows or the batch size (up to
+  floating-point differences between batch shapes).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from selfteach.cuts import cut_at_dedent
+from selfteach.sampling.base import Completion, SamplingParams, finish, row_seed
+from selfteach.sampling.prefix_attention import ATTENTION_NAME, RowCache
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+COMPACT_FRACTION = 0.25  # drop stopped rows once this share of the batch has stopped
+PREFIX_BLOCK = 64  # the shared prefix is cached in whole blocks of this many tokens
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"sampling.device must be auto, cpu or cuda, got {device!r}")
+    return torch.device(device)
+
+
+def common_prefix_length(a, b) -> int:
+    length = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        length += 1
+    return length
+
+
+class HFBackend:
+    def __init__(self, model: str, *, dtype: str = "float32", device: str = "auto", batch_size: int = 64):
+        if dtype not in DTYPES:
+            raise ValueError(f"sampling.dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+        if model.startswith(("/", ".", "~")) and not Path(model).expanduser().exists():
+            raise FileNotFoundError(f"model folder {model} does not exist")
+        device = resolve_device(device)
+        tokenizer = AutoTokenizer.from_pretrained(model)
+        loaded = AutoModelForCausalLM.from_pretrained(model, dtype=DTYPES[dtype]).to(device)
+        self._setup(loaded, tokenizer, batch_size)
+
+    @classmethod
+    def from_model(cls, model, tokenizer, *, batch_size: int = 64) -> "HFBackend":
+        """Wrap a loaded model; it switches to our attention, so do not share it with `generate` users."""
+        backend = cls.__new__(cls)
+        backend._setup(model, tokenizer, batch_size)
+        return backend
+
+    def _setup(self, model, tokenizer, batch_size: int) -> None:
+        if batch_size < 1:
+            raise ValueError(f"sampling.batch_size must be at least 1, got {batch_size}")
+        model.eval()
+        model.set_attn_implementation(ATTENTION_NAME)
+        self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
+        self.device = model.device
+        self.max_context = int(model.config.max_position_embeddings)
+        eos = model.generation_config.eos_token_id
+        eos = set(eos if isinstance(eos, list) else [eos]) | {tokenizer.eos_token_id}
+        self.eos_ids = torch.tensor(sorted(i for i in eos if i is not None), device=self.device)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0  # pads are masked anyway
+        self._prefix_tokens: tuple[int, ...] = ()
+        self._prefix_kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False).input_ids)
+
+    def generate(
+        self, prompts: list[str], params: SamplingParams, *, keys: list[str] | None = None
+    ) -> list[list[Completion]]:
+        if not prompts:
+            return []
+        keys = list(prompts) if keys is None else list(keys)
+        if len(keys) != len(prompts):
+            raise ValueError(f"generate: {len(keys)} keys for {len(prompts)} prompts")
+        encoded = [self.tokenizer(prompt).input_ids for prompt in prompts]
+        for key, ids in zip(keys, encoded):
+            if not ids:
+                raise ValueError(f"prompt {key!r} is empty")
+            if len(ids) + params.max_new_tokens > self.max_context:
+                raise ValueError(
+                    f"prompt {key!r}: {len(ids)} tokens + {params.max_new_tokens} new exceed "
+                    f"the model's context of {self.max_context}"
+                )
+        rows = [(i, j) for i in range(len(prompts)) for j in range(params.n)]
+        results: list[list[Completion | None]] = [[None] * params.n for _ in prompts]
+        with torch.inference_mode():
+            prefix_length = self._encode_shared_prefix(encoded)
+            for start in range(0, len(rows), self.batch_size):
+                chunk = rows[start : start + self.batch_size]
+                for (i, j), completion in zip(chunk, self._sample_rows(encoded, keys, chunk, prefix_length, params)):
+                    results[i][j] = completion
+        return results
+
+    # --- the shared prefix ---
+
+    def _encode_shared_prefix(self, encoded: list[list[int]]) -> int:
+        """Make `_prefix_kv` hold the start all prompts share, cut to whole blocks; return its length.
+
+        Cutting to `PREFIX_BLOCK` tokens lets calls whose prompts share slightly different starts
+        (the few-shot prefix, then `def f(s` or `def f(x`) reuse one cached prefix, and makes the
+        prefix's keys/values a function of its tokens alone: a rerun reproduces the same numbers
+        whatever ran before it. The tail goes to the per-prompt part.
+        """
+        length = min(len(ids) for ids in encoded) - 1  # every prompt keeps a token to predict from
+        for ids in encoded[1:]:
+            length = min(length, common_prefix_length(encoded[0], ids))
+        length -= length % PREFIX_BLOCK
+        target = tuple(encoded[0][:length])
+        if target != self._prefix_tokens:
+            kv = None
+            if length:
+                _, cache, _ = self._forward_prompts([list(target)], None, 0, capacity=length)
+                kv = cache.key_values()
+            self._prefix_tokens, self._prefix_kv = target, kv
+        return length
+
+    def _forward_prompts(self, token_rows, shared, offset: int, capacity: int):
+        """Encode left-padded token rows after the shared prefix; return last-position logits and the row cache."""
+        width = max(len(ids) for ids in token_rows)
+        input_ids = torch.full((len(token_rows), width), self.pad_id, dtype=torch.long)
+        real = torch.zeros((len(token_rows), width), dtype=torch.bool)
+        positions = torch.zeros((len(token_rows), width), dtype=torch.long)
+        for row, ids in enumerate(token_rows):
+            input_ids[row, width - len(ids) :] = torch.tensor(ids)
+            real[row, width - len(ids) :] = True
+            positions[row, width - len(ids) :] = torch.arange(offset, offset + len(ids))
+        causal = torch.ones(width, width, dtype=torch.bool).tril()
+        mask = causal[None, None] & real[:, None, None, :]  # (B, 1, q, S)
+        cache = RowCache(self.model.config.num_hidden_layers, capacity)
+        output = self.model(
+            input_ids=input_ids.to(self.device),
+            attention_mask=mask.to(self.device),
+            position_ids=positions.to(self.device),
+            cache=cache,
+            use_cache=True,
+            shared_prefix=shared,
+            logits_to_keep=1,
+        )
+        return output.logits[:, -1], cache, real
+
+    # --- sampling ---
+
+    def _sample_rows(self, encoded, keys, chunk, prefix_length: int, params: SamplingParams) -> list[Completion]:
+        """Sample one batch of (prompt, sample) rows to the end; return their completions in order."""
+        prompt_ids = list(dict.fromkeys(i for i, _ in chunk))
+        rests = [encoded[i][prefix_length:] for i in prompt_ids]
+        width = max(len(rest) for rest in rests)
+        logits, cache, real = self._forward_prompts(rests, self._prefix_kv, prefix_length, capacity=width)
+        # copy each prompt's keys/values to its sample rows, with room for the new tokens
+        of_row = torch.tensor([prompt_ids.index(i) for i, _ in chunk], device=self.device)
+        cache.select_rows(of_row, capacity=width + params.max_new_tokens)
+        logits, real = logits[of_row], real.to(self.device)[of_row]
+        next_position = torch.tensor([len(encoded[i]) for i, _ in chunk], device=self.device)
+        uniforms = self._row_uniforms(keys, chunk, params)
+
+        alive = list(range(len(chunk)))  # chunk index of each batch row
+        tokens: list[list[int]] = [[] for _ in chunk]
+        done: dict[int, Completion] = {}
+        for step in range(params.max_new_tokens):
+            picked = self._pick(logits, uniforms[alive, step] if uniforms is not None else None, params)
+            is_eos = torch.isin(picked, self.eos_ids).tolist()
+            for row, (token, eos) in enumerate(zip(picked.tolist(), is_eos)):
+                index = alive[row]
+                if index in done:  # stopped, waiting to be dropped from the batch
+                    continue
+                tokens[index].append(token)
+                text = self.tokenizer.decode(tokens[index], skip_special_tokens=True)
+                stopped = params.stop == "dedent" and cut_at_dedent(text)[1]
+                if eos or stopped or step == params.max_new_tokens - 1:
+                    done[index] = finish(text, len(tokens[index]), params.stop, ended=eos)
+            if len(done) == len(chunk):
+                break
+            keep = [row for row, index in enumerate(alive) if index not in done]
+            if len(alive) - len(keep) >= max(1, COMPACT_FRACTION * len(alive)):
+                rows = torch.tensor(keep, device=self.device)
+                cache.select_rows(rows)
+                real, next_position, picked = real[rows], next_position[rows], picked[rows]
+                alive = [alive[row] for row in keep]
+            seen = torch.ones(len(alive), step + 1, dtype=torch.bool, device=self.device)
+            output = self.model(
+                input_ids=picked[:, None],
+                attention_mask=torch.cat([real, seen], dim=1)[:, None, None, :],
+                position_ids=(next_position + step)[:, None],
+                cache=cache,
+                use_cache=True,
+                shared_prefix=self._prefix_kv,
+            )
+            logits = output.logits[:, -1]
+        return [done[index] for index in range(len(chunk))]
+
+    def _row_uniforms(self, keys, chunk, params: SamplingParams) -> torch.Tensor | None:
+        """One uniform number per row and step, from the row's own seeded generator (None when greedy)."""
+        if params.temperature == 0:
+            return None
+        draws = []
+        for i, j in chunk:
+            generator = torch.Generator().manual_seed(row_seed(params.seed, keys[i], j))
+            draws.append(torch.rand(params.max_new_tokens, generator=generator, dtype=torch.float64))
+        return torch.stack(draws).to(self.device)
+
+    @staticmethod
+    def _pick(logits: torch.Tensor, uniform: torch.Tensor | None, params: SamplingParams) -> torch.Tensor:
+        """Next token per row: argmax when greedy, else inverse-CDF sampling after temperature/top-k/top-p."""
+        if uniform is None:
+            return logits.argmax(-1)
+        scores = logits.double() / params.temperature
+        order = None
+        if params.top_k:
+            scores, order = scores.topk(min(params.top_k, scores.shape[-1]), dim=-1)  # sorted, largest first
+        elif params.top_p < 1:
+            scores, order = scores.sort(dim=-1, descending=True)
+        probs = torch.softmax(scores, dim=-1)
+        if params.top_p < 1:  # keep the smallest head of the sorted list whose mass reaches top_p
+            probs = probs.masked_fill(probs.cumsum(-1) - probs >= params.top_p, 0)
+        cdf = probs.cumsum(-1)
+        choice = torch.searchsorted(cdf, (uniform * cdf[:, -1])[:, None], right=True)
+        choice = choice.clamp(max=cdf.shape[-1] - 1)
+        return (choice if order is None else order.gather(-1, choice)).squeeze(-1)

@@ -1,0 +1,181 @@
+"""The sampling engine: parameters, the HF backend's decoding loop, and resumable sampling to JSONL."""
+
+from __future__ import annotations
+
+import ast
+
+import pytest
+import torch
+
+from selfteach.io import read_jsonl
+from selfteach.sampling import Completion, SamplingParams, load_backend, sample_to_jsonl
+from selfteach.sampling.hf import PREFIX_BLOCK, HFBackend
+
+SHARED = "from typing import List\n\n" + "".join(
+    f"def f{i}(x: int, n={i}):\n    return x * n == {i * i}\n\n" for i in range(12)
+)
+PROMPTS = [SHARED + "def f(s: str):\n    return s == 'a'\n\ndef g():", SHARED + "def f(x: int):\n    return x > 3\n\ndef g():"]
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_model_dir):
+    return load_backend(str(tiny_model_dir), {"backend": "hf", "device": "cpu", "batch_size": 8})
+
+
+def test_params_are_checked():
+    with pytest.raises(ValueError, match="stop"):
+        SamplingParams(n=1, temperature=1.0, max_new_tokens=4, stop="eol")
+    with pytest.raises(ValueError, match="temperature"):
+        SamplingParams(n=1, temperature=-1.0, max_new_tokens=4)
+    with pytest.raises(ValueError, match="n must"):
+        SamplingParams(n=0, temperature=1.0, max_new_tokens=4)
+
+
+def test_load_backend_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_backend(str(tmp_path / "missing"), {"backend": "hf"})
+    with pytest.raises(ValueError, match="sampling.backend"):
+        load_backend("x", {"backend": "llama.cpp"})
+    with pytest.raises(ValueError, match="source: openai"):
+        load_backend({"source": "hub"}, {})
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        with pytest.raises(ValueError, match="vllm is not installed"):
+            load_backend(str(tmp_path), {"backend": "vllm"})
+
+
+def test_n_samples_per_prompt_deterministic_by_seed(backend):
+    params = SamplingParams(n=3, temperature=1.0, max_new_tokens=8, top_p=0.9, top_k=50, stop=None, seed=1)
+    first = backend.generate(PROMPTS, params)
+    assert [len(samples) for samples in first] == [3, 3]
+    assert all(isinstance(c, Completion) and 1 <= c.tokens <= 8 for samples in first for c in samples)
+    assert backend.generate(PROMPTS, params) == first
+    assert len({c.text for c in first[0]}) > 1  # the samples of one prompt differ
+    other = backend.generate(PROMPTS, SamplingParams(**{**params.__dict__, "seed": 2}))
+    assert other != first
+
+
+def test_shared_prefix_path_matches_plain_greedy_generate(backend, tiny_model_dir):
+    """Our decoding (cached prefix, padded per-prompt parts, n rows) equals plain `generate` under argmax."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    params = SamplingParams(n=2, temperature=0, max_new_tokens=10, stop=None)
+    ours = backend.generate(PROMPTS, params)
+    assert len(backend._prefix_tokens) >= PREFIX_BLOCK  # the shared prefix was cached and reused
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    plain = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    for prompt, samples in zip(PROMPTS, ours):
+        ids = tokenizer(prompt, return_tensors="pt").input_ids
+        out = plain.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=10, pad_token_id=0)
+        expected = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+        assert [c.text for c in samples] == [expected, expected]
+
+
+def scripted(backend, monkeypatch, text: str, eos_at: int | None = None):
+    """Make the backend emit the tokens of `text` (then EOS at step `eos_at`); count decoding steps."""
+    script = backend.tokenizer(text, add_special_tokens=False).input_ids
+    steps = []
+
+    def pick(logits, uniform, params):
+        step = len(steps)
+        steps.append(step)
+        token = backend.tokenizer.eos_token_id if step == eos_at else script[min(step, len(script) - 1)]
+        return torch.full((logits.shape[0],), token, dtype=torch.long)
+
+    monkeypatch.setattr(HFBackend, "_pick", staticmethod(pick))
+    return script, steps
+
+
+def test_stops_at_the_first_dedent(backend, monkeypatch):
+    script, steps = scripted(backend, monkeypatch, "\n    return 1\n\nassert f(g())\n" + "x = 1\n" * 20)
+    [[completion]] = backend.generate(PROMPTS[:1], SamplingParams(n=1, temperature=1.0, max_new_tokens=60))
+    assert completion.text == "\n    return 1"
+    assert completion.finished
+    assert completion.tokens == len(steps) < 15  # stopped right after the dedent, not at the budget
+    assert backend.tokenizer.decode(script[: completion.tokens]).startswith("\n    return 1\n\nassert")
+
+
+def test_budget_and_eos_are_not_finished(backend, monkeypatch):
+    scripted(backend, monkeypatch, "\n    return [" + "1, " * 40, eos_at=5)
+    [[eos]] = backend.generate(PROMPTS[:1], SamplingParams(n=1, temperature=0, max_new_tokens=30))
+    assert (eos.tokens, eos.finished) == (6, False)
+    scripted(backend, monkeypatch, "\n    return [" + "1, " * 40)
+    [[budget]] = backend.generate(PROMPTS[:1], SamplingParams(n=1, temperature=0, max_new_tokens=7))
+    assert (budget.tokens, budget.finished) == (7, False)
+
+
+def test_context_overflow_is_a_clear_error(backend):
+    with pytest.raises(ValueError, match="exceed the model's context"):
+        backend.generate(["x " * 5000], SamplingParams(n=1, temperature=0, max_new_tokens=10))
+
+
+class Killed(Exception):
+    pass
+
+
+class DiesAfter:
+    """A backend that dies on its `calls`-th generate, like a job killed mid-run."""
+
+    def __init__(self, backend, calls: int):
+        self.backend, self.calls = backend, calls
+
+    def generate(self, prompts, params, *, keys=None):
+        self.calls -= 1
+        if self.calls == 0:
+            raise Killed
+        return self.backend.generate(prompts, params, keys=keys)
+
+
+def test_resume_after_a_kill_gives_the_same_file(backend, tmp_path):
+    requests = [{"id": f"p{i}", "prompt": PROMPTS[i % 2] + f"\n    # {i}", "puzzle": i} for i in range(5)]
+    params = SamplingParams(n=2, temperature=1.0, max_new_tokens=6, seed=3)
+    whole = tmp_path / "whole.jsonl"
+    summary = sample_to_jsonl(backend, requests, params, whole, prompts_per_batch=2, progress=False)
+    assert summary["samples"] == 10 and not (tmp_path / "whole.jsonl.partial").exists()
+    records = read_jsonl(whole)
+    assert [(r["id"], r["sample"]) for r in records] == [(f"p{i}", j) for i in range(5) for j in range(2)]
+    assert set(records[0]) == {"id", "puzzle", "sample", "completion", "tokens", "finished"}
+
+    out = tmp_path / "resumed.jsonl"
+    with pytest.raises(Killed):
+        sample_to_jsonl(DiesAfter(backend, 3), requests, params, out, prompts_per_batch=2, progress=False)
+    assert not out.exists()
+    partial = tmp_path / "resumed.jsonl.partial"
+    assert len(read_jsonl(partial)) == 8  # two batches of two prompts
+    with open(partial, "a") as torn:  # a kill in the middle of a write
+        torn.write('{"id": "p4", "sample"')
+    again = sample_to_jsonl(backend, requests, params, out, prompts_per_batch=2, progress=False)
+    assert again["new_samples"] == 2
+    assert out.read_bytes() == whole.read_bytes()
+
+
+def test_bad_requests_name_the_record(backend, tmp_path):
+    params = SamplingParams(n=1, temperature=0, max_new_tokens=2)
+    with pytest.raises(ValueError, match="request 1: duplicate id 'a'"):
+        sample_to_jsonl(backend, [{"id": "a", "prompt": "x"}] * 2, params, tmp_path / "o.jsonl")
+    with pytest.raises(ValueError, match="request 0: needs a string 'id'"):
+        sample_to_jsonl(backend, [{"prompt": "x"}], params, tmp_path / "o.jsonl")
+
+
+@pytest.mark.slow
+def test_real_model_writes_python(p3_dir, tmp_path_factory):
+    """The embedded SmolLM2-135M, prompted like the paper, mostly writes a g that parses."""
+    from selfteach import models, p3, prompts
+
+    folder = tmp_path_factory.mktemp("smollm2") / "model"
+    models.prepare("smollm2-135m", {"source": "embedded"}, folder)
+    backend = load_backend(str(folder), {"backend": "hf", "device": "cpu"})
+    puzzles = p3.test_puzzles(p3_dir)[:2]
+    texts = [prompts.solution_prompt(p3.train_prefix(p3_dir), puzzle["f"]) for puzzle in puzzles]
+    results = backend.generate(texts, SamplingParams(n=4, temperature=0.8, max_new_tokens=100))
+    completions = [(puzzle, c) for puzzle, samples in zip(puzzles, results) for c in samples]
+    parses = 0
+    for puzzle, c in completions:
+        try:
+            ast.parse(prompts.solution_header(puzzle["f"]) + c.text)
+            parses += 1
+        except SyntaxError:
+            pass
+    assert parses >= len(completions) // 2
+    assert sum(c.finished for _, c in completions) >= len(completions) // 2
