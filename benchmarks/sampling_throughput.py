@@ -36,10 +36,11 @@ def embedded_model(out: Path = CACHED_MODEL) -> Path:
 
 
 def useful_tokens(tokenizer, texts: list[str]) -> int:
-    return sum(len(tokenizer(cut_at_dedent(t)[0], add_special_tokens=False).input_ids) for t in texts)
+    return sum(len(tokenizer(text, add_special_tokens=False).input_ids) for text in texts)
 
 
-def run_baseline(model, tokenizer, prompts, args) -> tuple[float, list[str]]:
+def run_baseline(model, tokenizer, prompts, args) -> tuple[float, list[tuple[str, bool]]]:
+    """(seconds, [(completion cut at its dedent, whether a dedent ended it)])."""
     torch.manual_seed(args.seed)
     texts, start = [], time.perf_counter()
     with torch.inference_mode():
@@ -57,17 +58,17 @@ def run_baseline(model, tokenizer, prompts, args) -> tuple[float, list[str]]:
                 pad_token_id=tokenizer.eos_token_id,
             )
             texts += tokenizer.batch_decode(out[:, ids.shape[1] :], skip_special_tokens=True)
-    return time.perf_counter() - start, texts
+    return time.perf_counter() - start, [cut_at_dedent(text) for text in texts]
 
 
-def run_ours(model, tokenizer, prompts, args) -> tuple[float, list[str]]:
+def run_ours(model, tokenizer, prompts, args) -> tuple[float, list[tuple[str, bool]]]:
     backend = HFBackend.from_model(model, tokenizer, batch_size=args.batch_size)
     params = SamplingParams(
         n=args.samples, temperature=args.temperature, max_new_tokens=args.max_new_tokens, seed=args.seed
     )
     start = time.perf_counter()
     results = backend.generate(prompts, params)
-    return time.perf_counter() - start, [c.text for samples in results for c in samples]
+    return time.perf_counter() - start, [(c.text, c.finished) for samples in results for c in samples]
 
 
 def main() -> None:
@@ -92,9 +93,10 @@ def main() -> None:
     rates = {}
     for name, run in (("baseline", run_baseline), ("ours", run_ours)):
         model = AutoModelForCausalLM.from_pretrained(folder).eval()  # ours switches attention: no sharing
-        seconds, texts = run(model, tokenizer, prompts, args)
+        seconds, completions = run(model, tokenizer, prompts, args)
+        texts = [text for text, _ in completions]
         useful = useful_tokens(tokenizer, texts)
-        finished = sum(cut_at_dedent(t)[1] for t in texts)
+        finished = sum(done for _, done in completions)
         rates[name] = useful / seconds
         print(f"{name}: {seconds:.1f} s, {useful} useful tokens, {finished}/{len(texts)} finished, "
               f"{rates[name]:.1f} useful tokens/s", flush=True)
