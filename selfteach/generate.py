@@ -35,13 +35,7 @@ def generate_shard(
         {"id": f"{name}/p{i}", "prompt": generation_prompt(train, budget, backend.count_tokens, rng)}
         for i in range(settings["prompts"])
     ]
-    params = SamplingParams(
-        n=settings["per_prompt"],
-        temperature=settings["temperature"],
-        top_p=settings["top_p"],
-        max_new_tokens=settings["max_new_tokens"],
-        seed=seed,
-    )
+    params = SamplingParams.from_settings(settings, n=settings["per_prompt"], seed=seed)
     samples_path = Path(f"{out}.samples.jsonl")
     sample_to_jsonl(backend, requests, params, samples_path)
     puzzles = (

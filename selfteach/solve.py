@@ -31,13 +31,7 @@ def solve_shard(
         {"id": puzzle["id"], "f": puzzle["f"], "prompt": solution_prompt(prefix, puzzle["f"])}
         for puzzle in puzzles
     ]
-    params = SamplingParams(
-        n=settings["attempts"],
-        temperature=settings["temperature"],
-        top_p=settings["top_p"],
-        max_new_tokens=settings["max_new_tokens"],
-        seed=seed,
-    )
+    params = SamplingParams.from_settings(settings, n=settings["attempts"], seed=seed)
     samples_path = Path(f"{out}.samples.jsonl")
     sample_to_jsonl(load_backend(model, sampling), requests, params, samples_path)
     solutions = (

@@ -24,6 +24,16 @@ def p3_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def embedded_model_dir(tmp_path_factory) -> Path:
+    """The embedded SmolLM2-135M converted to a Hugging Face folder (about 40 s, once per session)."""
+    from selfteach import models
+
+    folder = tmp_path_factory.mktemp("smollm2") / "model"
+    models.prepare("smollm2-135m", {"source": "embedded"}, folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 

@@ -33,9 +33,9 @@ def test_api_model_cannot_be_prepared(tmp_path):
 
 
 @pytest.mark.slow
-def test_embedded_model_converts_and_reloads(tmp_path):
-    out = tmp_path / "smollm2"
-    models.prepare("smollm2-135m", {"source": "embedded"}, out)
+def test_embedded_model_converts_and_reloads(embedded_model_dir):
+    out = embedded_model_dir
+    assert json.loads((out / "selfteach_source.json").read_text())["origin"].endswith(".gguf")
     model = AutoModelForCausalLM.from_pretrained(out)
     tokenizer = AutoTokenizer.from_pretrained(out)
     assert model.config.model_type == "llama"

@@ -159,13 +159,11 @@ def test_bad_requests_name_the_record(backend, tmp_path):
 
 
 @pytest.mark.slow
-def test_real_model_writes_python(p3_dir, tmp_path_factory):
+def test_real_model_writes_python(p3_dir, embedded_model_dir):
     """The embedded SmolLM2-135M, prompted like the paper, mostly writes a g that parses."""
-    from selfteach import models, p3, prompts
+    from selfteach import p3, prompts
 
-    folder = tmp_path_factory.mktemp("smollm2") / "model"
-    models.prepare("smollm2-135m", {"source": "embedded"}, folder)
-    backend = load_backend(str(folder), {"backend": "hf", "device": "cpu"})
+    backend = load_backend(str(embedded_model_dir), {"backend": "hf", "device": "cpu"})
     puzzles = p3.test_puzzles(p3_dir)[:2]
     texts = [prompts.solution_prompt(p3.train_prefix(p3_dir), puzzle["f"]) for puzzle in puzzles]
     results = backend.generate(texts, SamplingParams(n=4, temperature=0.8, max_new_tokens=100))

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from conftest import tiny_study
-from workflow import REPO, planned_jobs, write_config
+from workflow import REPO, planned_jobs, run_snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -92,3 +92,9 @@ def test_lint_is_clean(tmp_path):
     result = run_snakemake(tmp_path, "--lint", check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Congratulations" in result.stdout + result.stderr
+
+
+def test_html_report_collects_tables_and_figures(study_dir):
+    run_snakemake(study_dir, "--report", "results/report.html")
+    html = (study_dir / "results" / "report.html").read_text(errors="replace")
+    assert "passk_curves.png" in html and "passk_by_condition.csv" in html

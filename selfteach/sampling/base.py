@@ -27,6 +27,17 @@ class SamplingParams:
     stop: str | None = "dedent"  # "dedent": cut at the first non-indented line; None: full budget
     seed: int = 0
 
+    @classmethod
+    def from_settings(cls, settings: dict, *, n: int, seed: int) -> "SamplingParams":
+        """From a config step section (temperature, top_p, max_new_tokens), stopping at the dedent."""
+        return cls(
+            n=n,
+            temperature=settings["temperature"],
+            top_p=settings["top_p"],
+            max_new_tokens=settings["max_new_tokens"],
+            seed=seed,
+        )
+
     def __post_init__(self):
         if self.n < 1:
             raise ValueError(f"SamplingParams.n must be at least 1, got {self.n}")
@@ -64,6 +75,14 @@ class Backend(Protocol):
         prompt text is the key.
         """
         ...
+
+
+def prompt_keys(prompts: list[str], keys: list[str] | None) -> list[str]:
+    """The strings that seed each prompt's samples: the given keys, else the prompts themselves."""
+    keys = list(prompts) if keys is None else list(keys)
+    if len(keys) != len(prompts):
+        raise ValueError(f"generate: {len(keys)} keys for {len(prompts)} prompts")
+    return keys
 
 
 def row_seed(seed: int, key: str, sample: int) -> int:

@@ -21,7 +21,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from selfteach.cuts import cut_at_dedent
-from selfteach.sampling.base import Completion, SamplingParams, finish, row_seed
+from selfteach.sampling.base import Completion, SamplingParams, finish, prompt_keys, row_seed
 from selfteach.sampling.prefix_attention import ATTENTION_NAME, RowCache
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -87,9 +87,7 @@ class HFBackend:
     ) -> list[list[Completion]]:
         if not prompts:
             return []
-        keys = list(prompts) if keys is None else list(keys)
-        if len(keys) != len(prompts):
-            raise ValueError(f"generate: {len(keys)} keys for {len(prompts)} prompts")
+        keys = prompt_keys(prompts, keys)
         encoded = [self.tokenizer(prompt).input_ids for prompt in prompts]
         for key, ids in zip(keys, encoded):
             if not ids:

@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-from selfteach.sampling.base import Completion, SamplingParams, finish, row_seed
+from selfteach.sampling.base import Completion, SamplingParams, finish, prompt_keys, row_seed
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 BACKOFF_BASE_S = 0.5  # first retry waits this long, then doubles
@@ -68,9 +68,7 @@ class OpenAIBackend:
     def generate(
         self, prompts: list[str], params: SamplingParams, *, keys: list[str] | None = None
     ) -> list[list[Completion]]:
-        keys = list(prompts) if keys is None else list(keys)
-        if len(keys) != len(prompts):
-            raise ValueError(f"generate: {len(keys)} keys for {len(prompts)} prompts")
+        keys = prompt_keys(prompts, keys)
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             return list(pool.map(lambda pk: self._complete(pk[0], pk[1], params), zip(prompts, keys)))
 

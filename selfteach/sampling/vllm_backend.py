@@ -7,7 +7,7 @@ afterwards; at GPU speed that is cheaper than stopping the batch row by row.
 
 from __future__ import annotations
 
-from selfteach.sampling.base import Completion, SamplingParams, finish, row_seed
+from selfteach.sampling.base import Completion, SamplingParams, finish, prompt_keys, row_seed
 
 
 class VLLMBackend:
@@ -30,9 +30,7 @@ class VLLMBackend:
     def generate(
         self, prompts: list[str], params: SamplingParams, *, keys: list[str] | None = None
     ) -> list[list[Completion]]:
-        keys = list(prompts) if keys is None else list(keys)
-        if len(keys) != len(prompts):
-            raise ValueError(f"generate: {len(keys)} keys for {len(prompts)} prompts")
+        keys = prompt_keys(prompts, keys)
         per_prompt = [
             self._vllm.SamplingParams(
                 n=params.n,
