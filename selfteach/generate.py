@@ -37,7 +37,8 @@ def generate_shard(
     ]
     params = SamplingParams.from_settings(settings, n=settings["per_prompt"], seed=seed)
     samples_path = Path(f"{out}.samples.jsonl")
-    sample_to_jsonl(backend, requests, params, samples_path)
+    per_batch = max(1, sampling["batch_size"] // params.n)  # prompts whose samples fill one batch
+    sample_to_jsonl(backend, requests, params, samples_path, prompts_per_batch=per_batch)
     puzzles = (
         {
             "id": f"{sample['id']}/{sample['sample']}",

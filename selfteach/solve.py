@@ -33,7 +33,9 @@ def solve_shard(
     ]
     params = SamplingParams.from_settings(settings, n=settings["attempts"], seed=seed)
     samples_path = Path(f"{out}.samples.jsonl")
-    sample_to_jsonl(load_backend(model, sampling), requests, params, samples_path)
+    backend = load_backend(model, sampling)
+    per_batch = max(1, sampling["batch_size"] // params.n)  # prompts whose samples fill one batch
+    sample_to_jsonl(backend, requests, params, samples_path, prompts_per_batch=per_batch)
     solutions = (
         {
             "id": f"{sample['id']}/{sample['sample']}",
