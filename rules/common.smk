@@ -20,7 +20,9 @@ config.update(study_config.validate(config, source="config"))
 MODELS = config["models"]
 P3_FILES = ["puzzles.json", "split.json", "test_228.json", "train_prefix.txt"]
 LAST_EPOCH = config["finetune"]["epochs"]
-MODEL_THREADS = 8  # CPU threads of a sampling or training job; capped by --cores, or --max-threads
+MODEL_THREADS = (
+    8  # CPU threads of a sampling or training job; capped by --cores, or --max-threads
+)
 SELF_IMPROVERS = config["self_improvers"] or [
     m for m in config["finetune"]["students"] if m in config["generate"]["generators"]
 ]
@@ -159,6 +161,24 @@ def data_cards():
         for gen, round in data_rounds()
         for variant in config["dataset"]["variants"]
     ]
+
+
+def data_config():
+    """The config sections that make a generated set: recorded in its data card, and the only ones
+    whose change rebuilds it (an evaluation key leaves the data and the models alone).
+    """
+    made_by = (
+        "seed",
+        "p3",
+        "models",
+        "sampling",
+        "generate",
+        "filter",
+        "solve",
+        "verify",
+        "dataset",
+    )
+    return {section: config[section] for section in made_by}
 
 
 def shards(section):

@@ -22,7 +22,7 @@ rule build_dataset:
     params:
         model=generator_model,
         settings=config["dataset"],
-        config=config,
+        config=data_config(),
         seed=config["seed"],
     script:
         "../scripts/build_dataset.py"
