@@ -1,13 +1,8 @@
 """Step 5: one fine-tuning set (verified, or the unverified ablation) and its data card."""
 
-import json
-from pathlib import Path
-
-from selfteach.card import data_card, write_card
+from selfteach.card import write_card_from_files
 from selfteach.dataset import build_dataset_files
-from selfteach.io import read_jsonl
 from selfteach.logs import to_file
-from selfteach.provenance import versions
 
 to_file(snakemake.log[0])
 settings = snakemake.params.settings
@@ -22,14 +17,15 @@ examples, stats = build_dataset_files(
     max_examples=settings["max_examples"],
     seed=snakemake.params.seed,
 )
-card = data_card(
-    generator=snakemake.wildcards.gen,
-    model=snakemake.params.model,
-    variant=variant,
-    config=snakemake.params.config,
-    puzzle_counts=json.loads(Path(snakemake.input.stats).read_text()),
-    puzzles=read_jsonl(snakemake.input.puzzles),
+write_card_from_files(
+    snakemake.output.card,
+    snakemake.output.card_md,
+    puzzles_path=snakemake.input.puzzles,
+    puzzle_stats_path=snakemake.input.stats,
     dataset_stats=stats,
     examples=examples,
+    generator=snakemake.wildcards.gen,
+    variant=variant,
+    config=snakemake.params.config,
+    model=snakemake.params.model,
 )
-write_card({**card, "versions": versions()}, snakemake.output.card, snakemake.output.card_md)

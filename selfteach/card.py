@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterable
 
 from selfteach.io import read_jsonl, write_json, write_text
+from selfteach.provenance import versions
 
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 
@@ -130,11 +131,16 @@ def write_card_from_files(
     generator: str,
     variant: str,
     config: dict,
+    model=None,
 ) -> dict:
-    """The card of one built set, from the gathered puzzles and their counts (`gather_filtered`)."""
+    """The card of one built set, from the gathered puzzles and their counts (`gather_filtered`).
+
+    `model` is what sampled the set (a folder, or an endpoint spec); by default the generator's
+    entry under `models` in the config. The card also records the software versions.
+    """
     card = data_card(
         generator=generator,
-        model=config.get("models", {}).get(generator),
+        model=config.get("models", {}).get(generator) if model is None else model,
         variant=variant,
         config=config,
         puzzle_counts=json.loads(Path(puzzle_stats_path).read_text()),
@@ -142,5 +148,6 @@ def write_card_from_files(
         dataset_stats=dataset_stats,
         examples=examples,
     )
+    card["versions"] = versions()
     write_card(card, json_path, md_path)
     return card
