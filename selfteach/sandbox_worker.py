@@ -4,15 +4,20 @@ It is handed to a bare interpreter as source (`python -c`) and must need only th
 nothing of the project is visible in the sandbox. Starting an interpreter costs ~10-25 ms, forking one
 costs well under 1 ms, so the worker imports everything once and forks a limited child per step.
 
-Each candidate runs in two children, so the solution can never forge its own verdict:
-  1. the *solve* child runs f's and g's sources in one namespace (g may call f, as in the paper),
-     calls g() and sends back only the answer, encoded as JSON data;
-  2. the *check* child, forked from the clean worker, decodes the answer, checks its type against
-     f's annotation, runs f's source afresh and calls f(answer); the candidate passes when that
-     returns the object True.
+Each candidate runs in one child, and a passing one in a second, so a solution can never forge a pass:
+  1. the *solve* child runs f's and g's code in one namespace (g may call f, as in the paper), calls
+     g(), checks the answer's type against f's annotation, encodes it as JSON data and then calls f on
+     it there, as P3 does. Anything but True ends the candidate here with that child's status: a
+     candidate that lies about its own failure only hurts itself, and most candidates fail, so most
+     cost one fork;
+  2. a claimed pass goes to the *check* child, forked from the clean worker: it decodes the answer,
+     checks its type, runs f's code afresh and calls f(answer); only its True is a pass.
 Whatever the solve child does (tamper with builtins, lie in __eq__, write to any descriptor it has),
-all that reaches the check is data. The worker hides its own descriptors from children (they close
-them, and the worker is not dumpable, so /proc/<worker>/fd is closed to them too).
+all that reaches the check is data. The time limit holds for the solve child (f(g()) as in the
+paper); the check, a re-run of f alone, has a limit of its own. f's code is compiled once per
+distinct source in the worker, g's in the worker too (it parses g anyway), so children only run code.
+The worker hides its own descriptors from children (they close them, and the worker is not dumpable,
+so /proc/<worker>/fd is closed to them too).
 
 Protocol on the worker's stdin/stdout, one JSON object per line: first the worker writes
 {"ready": true}, then for each request {"f": str, "g": str} it answers
@@ -44,7 +49,7 @@ PAPER_ALLOWED_IMPORTS = frozenset(
 BASE_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 LIST_NAMES = ("List", "list")
 # What the solve step may report: anything else would be candidate code forging a verdict.
-SOLVE_FAILURES = frozenset({"wrong_type", "error", "timeout", "resource"})
+SOLVE_FAILURES = frozenset({"fail", "wrong_type", "error", "timeout", "resource"})
 RESULT_SEED = 0  # the random module is reseeded with this in every child: results must not vary
 MAX_DETAIL_CHARS = 200
 PR_SET_DUMPABLE = 4
@@ -120,13 +125,14 @@ _f_cache = {}
 
 
 def analyse_f(source, imports):
-    """Parse f once per distinct source (a puzzle is checked against many solutions)."""
+    """(list depth, base type name, code) of f, worked out once per distinct source (a puzzle is
+    checked against many solutions)."""
     key = (source, imports)
     if key not in _f_cache:
         try:
             tree = parse(source, "f")
             check_imports(tree, "f", imports)
-            _f_cache[key] = answer_type(tree)
+            _f_cache[key] = (*answer_type(tree), compile_tree(tree, "<f>"))
         except Refused as err:
             _f_cache[key] = err
         if len(_f_cache) > 1024:
@@ -135,6 +141,21 @@ def analyse_f(source, imports):
     if isinstance(found, Refused):
         raise found
     return found
+
+
+def analyse_g(source, imports):
+    tree = parse(source, "g")
+    check_imports(tree, "g", imports)
+    return compile_tree(tree, "<g>")
+
+
+def compile_tree(tree, filename):
+    """Compiling an already parsed tree is bounded (CPython folds only small constants), so it is safe
+    in the worker; a tree the compiler still refuses is the candidate's error."""
+    try:
+        return compile(tree, filename, "exec")
+    except (SyntaxError, ValueError, MemoryError, RecursionError) as err:
+        raise Refused("error", f"{filename} does not compile: {type(err).__name__}: {err}") from None
 
 
 def check_imports(tree, name, imports):
@@ -199,21 +220,26 @@ def unhex_ints(value, depth):
     return [unhex_ints(item, depth - 1) for item in value]
 
 
-def solve(f_source, g_source, depth, base_name):
-    """The solve step: returns b"A" + the answer as JSON, or b"S" + a failure status."""
+def solve(f_code, g_code, depth, base_name):
+    """The solve step, f(g()) as P3 runs it: b"A" + the answer as JSON when f returned True (a claim
+    for the check step to confirm), else b"S" + the failure status."""
     namespace = fresh_namespace()
     try:
-        exec(compile(f_source, "<f>", "exec"), namespace)
-        exec(compile(g_source, "<g>", "exec"), namespace)
+        exec(f_code, namespace)
+        exec(g_code, namespace)
         answer = namespace["g"]()
         if not matches(answer, depth, BASE_TYPES[base_name]):
             return status_message("wrong_type", f"g returned a {type(answer).__name__}")
-        return b"A" + json.dumps(hex_ints(answer, depth) if base_name == "int" else answer).encode()
+        # encoded before f runs: f may change the answer in place, the check must see g's
+        encoded = json.dumps(hex_ints(answer, depth) if base_name == "int" else answer).encode()
+        if namespace["f"](answer) is not True:
+            return status_message("fail")
+        return b"A" + encoded
     except BaseException as err:
         return status_message(*failure(err))
 
 
-def check(f_source, encoded, depth, base_name):
+def check(f_code, encoded, depth, base_name):
     """The check step, in a clean child: decode the answer, check its type, call f on it."""
     try:
         answer = json.loads(encoded)
@@ -225,7 +251,7 @@ def check(f_source, encoded, depth, base_name):
         return status_message("wrong_type", "the answer does not match f's annotation")
     namespace = fresh_namespace()
     try:
-        exec(compile(f_source, "<f>", "exec"), namespace)
+        exec(f_code, namespace)
         result = namespace["f"](answer)
     except BaseException as err:
         return status_message(*failure(err))
@@ -379,20 +405,20 @@ def wipe(folder):
 
 
 def judge(request, config):
-    """One candidate's verdict: static checks, then the solve and check steps within one deadline."""
+    """One candidate's verdict: static checks, the solve step, and for a claimed pass the check step."""
     start = time.monotonic()
-    deadline = start + config["timeout"]
     try:
-        f_source, g_source = request["f"], request["g"]
-        depth, base_name = analyse_f(f_source, config["imports"])
-        check_imports(parse(g_source, "g"), "g", config["imports"])
+        depth, base_name, f_code = analyse_f(request["f"], config["imports"])
+        g_code = analyse_g(request["g"], config["imports"])
     except Refused as err:
         return {"status": err.status, "seconds": 0.0, "detail": str(err)[:MAX_DETAIL_CHARS]}
-    kind, payload = run_step(solve, (f_source, g_source, depth, base_name), deadline, config)
+    deadline = start + config["timeout"]
+    kind, payload = run_step(solve, (f_code, g_code, depth, base_name), deadline, config)
     if kind == "S" and payload["status"] not in SOLVE_FAILURES:  # only the check step can pass
         kind, payload = "S", {"status": "error", "detail": "the solve step claimed a verdict"}
     if kind == "A":
-        kind, payload = run_step(check, (f_source, payload, depth, base_name), deadline, config)
+        deadline = time.monotonic() + config["timeout"]
+        kind, payload = run_step(check, (f_code, payload, depth, base_name), deadline, config)
     verdict = dict(payload)
     verdict["seconds"] = round(time.monotonic() - start, 6)
     return verdict

@@ -28,9 +28,10 @@ from selfteach.sandbox import FIX_BWRAP, SCRATCH, Limits, SandboxError, worker_c
 
 STATUSES = ("pass", "fail", "wrong_type", "error", "timeout", "resource", "rejected")
 IMPORT_POLICIES = ("paper", "any")  # paper: only the paper's import list; any: the sandbox alone
-# How long past the candidate's own limit a worker may stay silent before it is killed from outside
+# How long past the candidate's own limits a worker may stay silent before it is killed from outside
 # (the worker kills its child at the limit itself; this only catches a worker that is stuck).
 WORKER_GRACE_S = 5.0
+STEPS_PER_CANDIDATE = 2  # the solve step and, for a claimed pass, the check step: a limit each
 STARTUP_TIMEOUT_S = 30.0
 MAX_REPLY_BYTES = 1 << 20
 MAX_DETAIL_CHARS = 300
@@ -267,7 +268,7 @@ class Verifier:
 
     def _wait(self, busy: dict[int, _Worker]) -> list[_Worker]:
         """Workers with a reply, a death or an overdue deadline to settle."""
-        limit = self.timeout + self.grace
+        limit = self._worker_limit()
         now = time.monotonic()
         first_deadline = min(worker.job[2] for worker in busy.values()) + limit
         fds = select.select(list(busy), [], [], max(0.0, first_deadline - now))[0]
@@ -276,10 +277,13 @@ class Verifier:
         overdue = [w for w in busy.values() if w not in ready and now - w.job[2] >= limit]
         return ready + overdue
 
+    def _worker_limit(self) -> float:
+        return STEPS_PER_CANDIDATE * self.timeout + self.grace
+
     def _settle(self, worker: _Worker, done: dict) -> _Worker:
         """Record the verdict the worker holds; return the worker (or its replacement) to use next."""
         index, id_, sent = worker.job
-        deadline = sent + self.timeout + self.grace
+        deadline = sent + self._worker_limit()
         reply = worker.read_reply(deadline)  # it has started replying, or it is overdue
         if not (
             isinstance(reply, dict)

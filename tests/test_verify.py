@@ -58,6 +58,24 @@ def test_semantics(verifier):
     assert 1.0 <= verdicts[5]["seconds"] < 1.5  # killed at the limit, not later
 
 
+def test_the_clean_check_decides_a_pass(verifier):
+    """f(g()) runs as P3 runs it, with g's state around; a claimed pass is re-checked by a clean child."""
+    stateful = "def f(x: int, seen=[]):\n    seen.append(x)\n    return len(seen) == 2\n"
+    mutating = "def f(x: List[int]):\n    x.append(1)\n    return x == [1]\n"
+    records = [
+        candidate("def g():\n    f(0)\n    return 0\n", f=stateful),  # True only after g's own call
+        candidate(ret("[]", ""), f=mutating),  # the check gets g's answer, not f's changed copy
+    ]
+    assert statuses(verifier, records) == ["fail", "pass"]
+
+
+def test_the_check_has_a_limit_of_its_own():
+    slow_f = "def f(x: int):\n    import time\n    time.sleep(0.6)\n    return x == 1\n"
+    with Verifier(timeout=1.0, workers=1, imports="any") as pool:
+        [verdict] = pool.run([candidate(ret("1", ""), f=slow_f)])
+    assert verdict["status"] == "pass" and verdict["seconds"] >= 1.2  # 0.6 s in each step
+
+
 def test_import_policy():
     record = candidate("import itertools\ndef g(n=3):\n    return n\n")
     allowed = candidate("import math\ndef g(n=3):\n    return n\n")
