@@ -9,6 +9,7 @@ import torch
 
 from selfteach.io import read_jsonl
 from selfteach.sampling import Completion, SamplingParams, load_backend, sample_to_jsonl
+from selfteach.sampling import hf
 from selfteach.sampling.hf import PREFIX_BLOCK, HFBackend
 
 SHARED = "from typing import List\n\n" + "".join(
@@ -56,20 +57,41 @@ def test_n_samples_per_prompt_deterministic_by_seed(backend):
     assert other != first
 
 
-def test_shared_prefix_path_matches_plain_greedy_generate(backend, tiny_model_dir):
-    """Our decoding (cached prefix, padded per-prompt parts, n rows) equals plain `generate` under argmax."""
+@pytest.mark.parametrize("prefill_tokens", [hf.PREFILL_TOKENS, 1])  # all prompts at once; one by one
+def test_shared_prefix_path_matches_plain_greedy_generate(backend, tiny_model_dir, monkeypatch, prefill_tokens):
+    """Our decoding (cached prefix, per-prompt parts encoded in length groups and laid out left-padded,
+    n rows) equals plain `generate` under argmax."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    monkeypatch.setattr(hf, "PREFILL_TOKENS", prefill_tokens)
+    long_rest = SHARED + "def f(x: List[int], n=7):\n    return sorted(x) == list(range(n)) and len(x) == n\n\ndef g(n=7):"
+    prompts = [PROMPTS[0], long_rest, PROMPTS[1]]
     params = SamplingParams(n=2, temperature=0, max_new_tokens=10, stop=None)
-    ours = backend.generate(PROMPTS, params)
+    ours = backend.generate(prompts, params)
     assert len(backend._prefix_tokens) >= PREFIX_BLOCK  # the shared prefix was cached and reused
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     plain = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
-    for prompt, samples in zip(PROMPTS, ours):
+    for prompt, samples in zip(prompts, ours):
         ids = tokenizer(prompt, return_tensors="pt").input_ids
         out = plain.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=10, pad_token_id=0)
         expected = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
         assert [c.text for c in samples] == [expected, expected]
+
+
+def test_prefill_in_length_groups_equals_one_padded_batch(backend, monkeypatch):
+    backend.generate(PROMPTS, SamplingParams(n=1, temperature=0, max_new_tokens=1))  # caches a prefix
+    offset = len(backend._prefix_tokens)
+    rests = [list(range(5, 5 + n)) for n in (3, 17, 9, 1, 16)]
+    monkeypatch.setattr(hf, "PREFILL_TOKENS", 34)  # groups {1, 3, 9}, {16, 17}
+    with torch.inference_mode():
+        whole_logits, whole_cache, whole_real = backend._forward_prompts(rests, backend._prefix_kv, offset, 17)
+        logits, cache, real = backend._prefill(rests, offset)
+    assert torch.equal(real, whole_real)
+    torch.testing.assert_close(logits, whole_logits, rtol=1e-4, atol=1e-5)
+    for layer, whole_layer in zip(cache.key_values(), whole_cache.key_values()):
+        for part, whole in zip(layer, whole_layer):  # (B, H, S, D): compare where tokens are real
+            torch.testing.assert_close(part.transpose(1, 2)[real], whole.transpose(1, 2)[real], rtol=1e-4, atol=1e-5)
+            assert part.isfinite().all()  # padding holds finite numbers (masked out, still multiplied by 0)
 
 
 def scripted(backend, monkeypatch, text: str, eos_at: int | None = None):

@@ -105,6 +105,17 @@ class RowLayer(DynamicLayer):
     def get_seq_length(self) -> int:
         return self.length
 
+    def place(self, rows: torch.Tensor, part: RowLayer, batch: int, width: int) -> None:
+        """Write `part`'s rows into rows `rows` of a (batch, width) buffer, right-aligned so that a part
+        left-padded to its own width stays left-padded in the wider one. Positions no part fills are
+        zeros, never NaN garbage: masked out, they are still multiplied by a zero weight."""
+        if not self.is_initialized:
+            shape = (batch, part.keys.shape[1], self.capacity, part.keys.shape[3])
+            self.keys, self.values = part.keys.new_zeros(shape), part.values.new_zeros(shape)
+            self.device, self.is_initialized, self.length = part.keys.device, True, width
+        self.keys[rows, :, width - part.length : width] = part.keys[:, :, : part.length]
+        self.values[rows, :, width - part.length : width] = part.values[:, :, : part.length]
+
     def select_rows(self, rows: torch.Tensor, capacity: int) -> None:
         """Keep (or repeat) the given rows, in a buffer of `capacity` tokens; copies only the filled part."""
         keys = self.keys.new_empty(len(rows), self.keys.shape[1], capacity, self.keys.shape[3])
@@ -123,6 +134,11 @@ class RowCache(Cache):
     def select_rows(self, rows: torch.Tensor, capacity: int | None = None) -> None:
         for layer in self.layers:
             layer.select_rows(rows, capacity or layer.capacity)
+
+    def place(self, rows: torch.Tensor, part: RowCache, batch: int, width: int) -> None:
+        """Lay `part` (a cache of fewer rows, left-padded to at most `width`) into the given rows."""
+        for layer, part_layer in zip(self.layers, part.layers):
+            layer.place(rows, part_layer, batch, width)
 
     def key_values(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Each layer's filled keys and values, e.g. to become a shared prefix."""

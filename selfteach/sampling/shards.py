@@ -113,8 +113,11 @@ def sample_to_jsonl(
         records.extend(fresh)
         new_samples += len(fresh)
         new_tokens += sum(record["tokens"] for record in fresh)
+        rate = new_tokens / (time.perf_counter() - start)
         bar.update(len(fresh))
-        bar.set_postfix(tokens_per_s=f"{new_tokens / (time.perf_counter() - start):.1f}")
+        bar.set_postfix(tokens_per_s=f"{rate:.1f}")
+        if bar.disable:  # no progress bar (a log file): a line per batch instead
+            log.info("%s: %d of %d samples, %.1f tokens/s", out_path.name, len(records), bar.total, rate)
     bar.close()
 
     order = {request["id"]: number for number, request in enumerate(requests)}
