@@ -1,6 +1,5 @@
 # Config checks and the input functions that map wildcards to files; rules refer to them by name.
 
-import json
 import sys
 
 from snakemake.utils import min_version

@@ -26,7 +26,6 @@ rule finetune:
         gpu=config["finetune"]["gpus"],
     params:
         settings=finetune_settings(),
-        settings_json=json.dumps(finetune_settings()),
         accelerate=accelerate_config(),
         checkpoints="checkpoints/{student}/{gen}-{variant}-r{round}",
     script:

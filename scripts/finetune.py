@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from selfteach.finetune import FinetuneConfig, train
+from selfteach.finetune import FinetuneConfig, launch_command, train
 from selfteach.io import atomic_path
 from selfteach.logs import to_file
 
@@ -27,14 +27,15 @@ if snakemake.params.accelerate is None:
     train(config, snakemake.input.model, train_text, snakemake.output.models, checkpoints, snakemake.output.log_csv)
 else:
     repo = Path(snakemake.scriptdir).parent
-    command = [
-        sys.executable, "-m", "accelerate.commands.launch",
-        "--config_file", str(repo / "accelerate" / f"{snakemake.params.accelerate}.yaml"),
-        "--num_processes", str(snakemake.resources.gpu),
-        "-m", "selfteach", "finetune",
-        "--model", snakemake.input.model, "--train", str(train_text), "--out-root", str(out_root),
-        "--checkpoint-dir", str(checkpoints), "--log", snakemake.output.log_csv,
-        "--config-json", snakemake.params.settings_json,
-    ]  # fmt: skip
+    command = launch_command(
+        repo / "accelerate" / f"{snakemake.params.accelerate}.yaml",
+        snakemake.resources.gpu,
+        snakemake.input.model,
+        train_text,
+        out_root,
+        checkpoints,
+        snakemake.output.log_csv,
+        snakemake.params.settings,
+    )
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")])}
     subprocess.run(command, check=True, env=environment, stdout=sys.stderr, stderr=sys.stderr)

@@ -184,14 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--model", required=True, help="base model, a Hugging Face folder")
     tune.add_argument("--train", required=True, help="the fine-tuning text (train.txt)")
     tune.add_argument("--out-root", required=True, help="writes OUT_ROOT/epoch1 .. OUT_ROOT/epochE")
-    tune.add_argument("--epochs", type=int, required=True)
     tune.add_argument("--checkpoint-dir", required=True, help="resumable state; keep it outside the outputs")
-    tune.add_argument("--log", required=True, help="training curve CSV (loss, lr, tokens/s)")
+    tune.add_argument("--log-csv", required=True, help="training curve CSV (loss, lr, tokens/s)")
     tune.add_argument("--summary", help="also write the run's summary JSON here")
     tune.add_argument("--config-json", help="FinetuneConfig fields: a JSON object, or a .json file of one")
     fields = tune.add_argument_group("FinetuneConfig fields (each overrides --config-json)")
     for flag, kind in [
-        ("--lr", float), ("--warmup-steps", int), ("--schedule", str), ("--block-size", int),
+        ("--epochs", int), ("--lr", float), ("--warmup-steps", int), ("--schedule", str), ("--block-size", int),
         ("--batch-size", int), ("--grad-accum", int), ("--max-grad-norm", float), ("--weight-decay", float),
         ("--mixed-precision", str), ("--seed", int), ("--log-every", int), ("--save-every-steps", int),
     ]:  # fmt: skip

@@ -27,6 +27,7 @@ import math
 import os
 import re
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -561,9 +562,30 @@ def run_command(args: argparse.Namespace) -> int:
             values[field.name] = getattr(args, field.name)
     config = FinetuneConfig.from_dict(values)
     out_dirs = [Path(args.out_root) / f"epoch{epoch}" for epoch in range(1, config.epochs + 1)]
-    summary = train(config, args.model, args.train, out_dirs, args.checkpoint_dir, args.log)
+    summary = train(config, args.model, args.train, out_dirs, args.checkpoint_dir, args.log_csv)
     if PartialState().is_main_process:
         print(json.dumps(summary))
         if args.summary:
             write_json(args.summary, summary)
     return 0
+
+
+def launch_command(
+    accelerate_config: str | os.PathLike,
+    num_processes: int,
+    model: str | os.PathLike,
+    train_text: str | os.PathLike,
+    out_root: str | os.PathLike,
+    checkpoint_dir: str | os.PathLike,
+    log_csv: str | os.PathLike,
+    config: dict,
+) -> list[str]:
+    """`accelerate launch` of `selfteach finetune` on several devices. Our flags must not be prefixes of
+    accelerate's own (argparse would take `--log` for its `--log_dir`); a test parses this with its parser."""
+    return [
+        sys.executable, "-m", "accelerate.commands.launch",
+        "--config_file", str(accelerate_config), "--num_processes", str(num_processes),
+        "-m", "selfteach", "finetune",
+        "--model", str(model), "--train", str(train_text), "--out-root", str(out_root),
+        "--checkpoint-dir", str(checkpoint_dir), "--log-csv", str(log_csv), "--config-json", json.dumps(config),
+    ]  # fmt: skip

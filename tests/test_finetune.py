@@ -225,12 +225,14 @@ def test_missing_inputs_are_named(tiny_model_dir, tmp_path):
 # --- resume after a kill ---
 
 
-def finetune_command(model_dir: Path, train_text: Path, root: Path, epochs: int) -> list[str]:
-    config = json.dumps({**CONFIG, "save_every_steps": 2})
+def finetune_command(
+    model_dir: Path, train_text: Path, root: Path, epochs: int, launcher=(sys.executable,), **overrides
+) -> list[str]:
+    config = json.dumps({**CONFIG, "save_every_steps": 2, **overrides})
     return [
-        sys.executable, "-m", "selfteach", "finetune", "--model", str(model_dir), "--train", str(train_text),
+        *launcher, "-m", "selfteach", "finetune", "--model", str(model_dir), "--train", str(train_text),
         "--out-root", str(root / "out"), "--epochs", str(epochs), "--checkpoint-dir", str(root / "ckpt"),
-        "--log", str(root / "log.csv"), "--summary", str(root / "summary.json"), "--config-json", config,
+        "--log-csv", str(root / "log.csv"), "--summary", str(root / "summary.json"), "--config-json", config,
     ]  # fmt: skip
 
 
@@ -271,3 +273,50 @@ def test_a_killed_run_resumes_and_ends_like_an_uninterrupted_one(tiny_model_dir,
         assert same_weights(
             killed / "out" / f"epoch{epoch}", tmp_path / "reference" / "out" / f"epoch{epoch}"
         )
+
+
+# --- data parallel ---
+
+
+def blocks_in(text: str, model_dir: Path) -> int:
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    return len(pack_blocks(finetune.tokenize_examples(tokenizer, split_examples(text)), BLOCK))
+
+
+@pytest.mark.slow
+def test_two_data_parallel_processes_train_like_one_with_their_joint_batch(tiny_model_dir, tmp_path):
+    """The multi-GPU path on CPU: torchrun starts two processes that join a gloo process group, as DDP
+    on GPUs joins an NCCL one. Each trains on its half of every batch and their gradients are averaged,
+    so the weights match one process that sees the whole batch; checkpoints are saved by both."""
+    text = next(t for n in range(20, 60) if blocks_in(t := p3_style_text(n), tiny_model_dir) % 4 == 0)
+    (tmp_path / "train.txt").write_text(text)
+    torchrun = (sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2")
+    command = finetune_command(tiny_model_dir, tmp_path / "train.txt", tmp_path / "ddp", 1, torchrun, batch_size=2)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
+
+    single = run_train(tmp_path / "single", tiny_model_dir, text, epochs=1, batch_size=4)
+    assert summary["num_processes"] == 2 and summary["steps"] == single["steps"] >= 2
+    assert summary["train_tokens"] == single["train_tokens"]  # both processes' tokens are counted
+    parallel, whole = weights(tmp_path / "ddp" / "out" / "epoch1"), weights(tmp_path / "single" / "out" / "epoch1")
+    assert not all(torch.equal(parallel[k], weights(tiny_model_dir)[k]) for k in parallel)  # it trained
+    for name in whole:
+        torch.testing.assert_close(parallel[name], whole[name], rtol=1e-4, atol=1e-5)
+
+
+def test_the_multi_device_command_survives_accelerates_parser(tmp_path):
+    """argparse takes a prefix of one of its own flags for that flag, even after the script name."""
+    from accelerate.commands.launch import launch_command_parser
+
+    command = finetune.launch_command(
+        "accelerate/fsdp.yaml", 4, "m", "t.txt", "out", "ckpt", "log.csv", {"lr": 5e-6, "epochs": 2}
+    )
+    args = launch_command_parser().parse_args(command[3:])
+    assert (args.config_file, args.num_processes, args.module) == ("accelerate/fsdp.yaml", 4, True)
+    assert [args.training_script, *args.training_script_args] == command[command.index("selfteach") :]
+    from selfteach.cli import build_parser
+
+    ours = build_parser().parse_args(args.training_script_args)
+    assert (ours.log_csv, ours.out_root, json.loads(ours.config_json)["epochs"]) == ("log.csv", "out", 2)
