@@ -38,8 +38,11 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
 
-def build_tiny_model(folder: Path) -> Path:
-    """A 2-layer Llama with SmolLM2's tokenizer, random weights, saved as a Hugging Face folder."""
+def build_tiny_model(folder: Path, initializer_range: float = 0.02) -> Path:
+    """A 2-layer Llama with SmolLM2's tokenizer, random weights, saved as a Hugging Face folder.
+
+    At the default scale its greedy output is one token repeated whatever the context; a larger
+    `initializer_range` makes the output depend on the context, which tests of attention need."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
@@ -55,6 +58,7 @@ def build_tiny_model(folder: Path) -> Path:
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         tie_word_embeddings=True,
+        initializer_range=initializer_range,
     )
     torch.manual_seed(0)
     LlamaForCausalLM(config).save_pretrained(folder)

@@ -19,8 +19,16 @@ PROMPTS = [SHARED + "def f(s: str):\n    return s == 'a'\n\ndef g():", SHARED + 
 
 
 @pytest.fixture(scope="module")
-def backend(tiny_model_dir):
-    return load_backend(str(tiny_model_dir), {"backend": "hf", "device": "cpu", "batch_size": 8})
+def sharp_model_dir(tmp_path_factory):
+    """The tiny model at a larger weight scale: its greedy tokens depend on the context (see conftest)."""
+    from conftest import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("sharp-model"), initializer_range=0.2)
+
+
+@pytest.fixture(scope="module")
+def backend(sharp_model_dir):
+    return load_backend(str(sharp_model_dir), {"backend": "hf", "device": "cpu", "batch_size": 8})
 
 
 def test_params_are_checked():
@@ -58,7 +66,7 @@ def test_n_samples_per_prompt_deterministic_by_seed(backend):
 
 
 @pytest.mark.parametrize("prefill_tokens", [hf.PREFILL_TOKENS, 1])  # all prompts at once; one by one
-def test_shared_prefix_path_matches_plain_greedy_generate(backend, tiny_model_dir, monkeypatch, prefill_tokens):
+def test_shared_prefix_path_matches_plain_greedy_generate(backend, sharp_model_dir, monkeypatch, prefill_tokens):
     """Our decoding (cached prefix, per-prompt parts encoded in length groups and laid out left-padded,
     n rows) equals plain `generate` under argmax."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -69,13 +77,64 @@ def test_shared_prefix_path_matches_plain_greedy_generate(backend, tiny_model_di
     params = SamplingParams(n=2, temperature=0, max_new_tokens=10, stop=None)
     ours = backend.generate(prompts, params)
     assert len(backend._prefix_tokens) >= PREFIX_BLOCK  # the shared prefix was cached and reused
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    plain = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(sharp_model_dir)
+    plain = AutoModelForCausalLM.from_pretrained(sharp_model_dir).eval()
     for prompt, samples in zip(prompts, ours):
         ids = tokenizer(prompt, return_tensors="pt").input_ids
         out = plain.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=10, pad_token_id=0)
         expected = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
         assert [c.text for c in samples] == [expected, expected]
+
+
+def test_rows_that_join_a_running_batch_decode_like_plain_generate(sharp_model_dir, monkeypatch):
+    """Continuous batching: with room for 2 rows, the 6 prompts' rows join as others stop, each
+    right-aligned on the shared time axis; every completion equals plain greedy `generate`, cut alike.
+    The random model never stops by itself, so tokens that some continuations emit play EOS."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from selfteach.sampling.prefix_attention import RowCache
+
+    prompts = [SHARED + f"def f(x: int, n={k}):\n" + "    y = x\n" * k + f"    return y == {k}\n\ndef g(n={k}):" for k in range(6)]
+    tokenizer = AutoTokenizer.from_pretrained(sharp_model_dir)
+    plain = AutoModelForCausalLM.from_pretrained(sharp_model_dir).eval()
+    continuations = []
+    for prompt in prompts:
+        ids = tokenizer(prompt, return_tensors="pt").input_ids
+        out = plain.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=30, pad_token_id=0)
+        continuations.append(out[0, ids.shape[1] :].tolist())
+    stops = {continuations[k][2 + 4 * k] for k in range(4)}  # rows 0-3 end at steps 3, 7, 11, 15 or sooner
+    ends = [next((t + 1 for t, token in enumerate(c) if token in stops), len(c)) for c in continuations]
+    expected = [c[:end] for c, end in zip(continuations, ends)]
+
+    joins = []
+    stack = RowCache.stack.__func__
+    monkeypatch.setattr(RowCache, "stack", classmethod(lambda cls, parts, room: joins.append(len(parts)) or stack(cls, parts, room)))
+    small = load_backend(str(sharp_model_dir), {"backend": "hf", "device": "cpu", "batch_size": 2})
+    small.eos_ids = torch.tensor(sorted(stops))
+    ours = small.generate(prompts, SamplingParams(n=1, temperature=0, max_new_tokens=30, stop=None))
+    assert 2 in joins  # some rows joined a batch that was still running
+    for tokens, [sample] in zip(expected, ours):
+        assert (sample.text, sample.tokens) == (tokenizer.decode(tokens, skip_special_tokens=True), len(tokens))
+
+
+def test_stacked_rows_are_right_aligned_and_unused_columns_dropped():
+    from selfteach.sampling.prefix_attention import RowCache
+
+    def part(lengths_and_width):
+        lengths, width = lengths_and_width
+        cache = RowCache(1, width)
+        keys = torch.arange(len(lengths) * width, dtype=torch.float32).view(len(lengths), 1, width, 1) + 1
+        cache.layers[0].update(keys, -keys)
+        real = torch.tensor([[c >= width - n for c in range(width)] for n in lengths])
+        return cache, real
+
+    (a, a_real), (b, b_real) = part(([2, 3], 5)), part(([1], 2))
+    stacked, real = RowCache.stack([(a, a_real), (b, b_real)], room=4)
+    assert real.tolist() == [[False, True, True], [True, True, True], [False, False, True]]
+    layer = stacked.layers[0]
+    assert layer.length == 3 and layer.keys.shape == (3, 1, 7, 1)
+    assert layer.keys[:, 0, :3, 0].tolist() == [[3, 4, 5], [8, 9, 10], [0, 1, 2]]
+    assert torch.equal(layer.values[:, :, :3], -layer.keys[:, :, :3])
 
 
 def test_prefill_in_length_groups_equals_one_padded_batch(backend, monkeypatch):

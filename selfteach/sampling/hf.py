@@ -9,7 +9,10 @@ Where the time goes and what this does about it:
   similar length, so little is spent on padding (test puzzles run from 20 to 450 tokens: one
   batch padded to its longest prompt cost 3-4 times the work).
 - A row stops as soon as its text is finished (the dedent rule, or EOS); once a quarter of the
-  rows have stopped they are dropped from the batch, and the batch ends when every row has.
+  rows have stopped they are dropped from the batch and waiting rows take their places
+  (continuous batching): a batch no longer idles, nearly empty, behind its one longest row.
+  The rows of a batch share one time axis, each right-aligned to its end and masked where it
+  has no tokens; columns no row uses any more are dropped when rows join.
 - Each row draws its random numbers up front from its own generator, seeded by (seed, key,
   sample index), so results do not depend on the order of the rows or the batch size (up to
   floating-point differences between batch shapes).
@@ -17,6 +20,7 @@ Where the time goes and what this does about it:
 
 from __future__ import annotations
 
+from collections import deque
 from pathlib import Path
 
 import torch
@@ -27,7 +31,7 @@ from selfteach.sampling.base import Completion, SamplingParams, finish, prompt_k
 from selfteach.sampling.prefix_attention import ATTENTION_NAME, RowCache
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-COMPACT_FRACTION = 0.25  # drop stopped rows once this share of the batch has stopped
+COMPACT_FRACTION = 0.25  # drop stopped rows once this share of the batch has stopped; new rows then join
 PREFIX_BLOCK = 64  # the shared prefix is cached in whole blocks of this many tokens
 PREFILL_TOKENS = 2048  # padded tokens per forward when encoding prompts: bounds work and memory
 
@@ -104,10 +108,8 @@ class HFBackend:
         results: list[list[Completion | None]] = [[None] * params.n for _ in prompts]
         with torch.inference_mode():
             prefix_length = self._encode_shared_prefix(encoded)
-            for start in range(0, len(rows), self.batch_size):
-                chunk = rows[start : start + self.batch_size]
-                for (i, j), completion in zip(chunk, self._sample_rows(encoded, keys, chunk, prefix_length, params)):
-                    results[i][j] = completion
+            for (i, j), completion in zip(rows, self._sample_rows(encoded, keys, rows, prefix_length, params)):
+                results[i][j] = completion
         return results
 
     # --- the shared prefix ---
@@ -189,53 +191,66 @@ class HFBackend:
 
     # --- sampling ---
 
-    def _sample_rows(self, encoded, keys, chunk, prefix_length: int, params: SamplingParams) -> list[Completion]:
-        """Sample one batch of (prompt, sample) rows to the end; return their completions in order."""
-        prompt_ids = list(dict.fromkeys(i for i, _ in chunk))
-        rests = [encoded[i][prefix_length:] for i in prompt_ids]
-        width = max(len(rest) for rest in rests)
-        logits, cache, real = self._prefill(rests, prefix_length)
-        # copy each prompt's keys/values to its sample rows, with room for the new tokens
-        of_row = torch.tensor([prompt_ids.index(i) for i, _ in chunk], device=self.device)
-        cache.select_rows(of_row, capacity=width + params.max_new_tokens)
-        logits, real = logits[of_row], real.to(self.device)[of_row]
-        next_position = torch.tensor([len(encoded[i]) for i, _ in chunk], device=self.device)
-        uniforms = self._row_uniforms(keys, chunk, params)
+    def _join(self, encoded, rows, prefix_length: int):
+        """Encode the prompts of `rows` (prompt, sample) after the shared prefix: one cache row, mask
+        row and last-position logits per row (a prompt's samples share its encoding)."""
+        prompt_ids = list(dict.fromkeys(i for i, _ in rows))
+        logits, cache, real = self._prefill([encoded[i][prefix_length:] for i in prompt_ids], prefix_length)
+        of_row = torch.tensor([prompt_ids.index(i) for i, _ in rows], device=self.device)
+        cache.select_rows(of_row)
+        return logits[of_row], cache, real.to(self.device)[of_row]
 
-        alive = list(range(len(chunk)))  # chunk index of each batch row
-        tokens: list[list[int]] = [[] for _ in chunk]
+    def _sample_rows(self, encoded, keys, rows, prefix_length: int, params: SamplingParams) -> list[Completion]:
+        """Sample every (prompt, sample) row to its end, at most `batch_size` at a time; completions in order."""
+        uniforms = self._row_uniforms(keys, rows, params)
+        waiting = deque(range(len(rows)))
+        alive: list[int] = []  # the row of each batch position
+        cache = real = logits = position = None
+        tokens: list[list[int]] = [[] for _ in rows]
         done: dict[int, Completion] = {}
-        for step in range(params.max_new_tokens):
-            picked = self._pick(logits, uniforms[alive, step] if uniforms is not None else None, params)
+        while waiting or alive:
+            free = self.batch_size - len(alive)
+            if waiting and (not alive or free >= max(1, COMPACT_FRACTION * self.batch_size)):
+                joining = [waiting.popleft() for _ in range(min(free, len(waiting)))]
+                new_logits, new_cache, new_real = self._join(encoded, [rows[r] for r in joining], prefix_length)
+                parts = [(new_cache, new_real)] if cache is None else [(cache, real), (new_cache, new_real)]
+                cache, real = RowCache.stack(parts, room=params.max_new_tokens)
+                new_position = torch.tensor([len(encoded[rows[r][0]]) for r in joining], device=self.device)
+                logits = new_logits if logits is None else torch.cat([logits, new_logits])
+                position = new_position if position is None else torch.cat([position, new_position])
+                alive += joining
+            steps = torch.tensor([min(len(tokens[r]), params.max_new_tokens - 1) for r in alive])
+            picked = self._pick(logits, uniforms[alive, steps] if uniforms is not None else None, params)
             is_eos = torch.isin(picked, self.eos_ids).tolist()
-            for row, (token, eos) in enumerate(zip(picked.tolist(), is_eos)):
-                index = alive[row]
-                if index in done:  # stopped, waiting to be dropped from the batch
+            for row, token, eos in zip(alive, picked.tolist(), is_eos):
+                if row in done:  # stopped, waiting to be dropped from the batch
                     continue
-                tokens[index].append(token)
-                text = self.tokenizer.decode(tokens[index], skip_special_tokens=True)
+                tokens[row].append(token)
+                text = self.tokenizer.decode(tokens[row], skip_special_tokens=True)
                 stopped = params.stop == "dedent" and cut_at_dedent(text)[1]
-                if eos or stopped or step == params.max_new_tokens - 1:
-                    done[index] = finish(text, len(tokens[index]), params.stop, ended=eos)
-            if len(done) == len(chunk):
-                break
-            keep = [row for row, index in enumerate(alive) if index not in done]
+                if eos or stopped or len(tokens[row]) == params.max_new_tokens:
+                    done[row] = finish(text, len(tokens[row]), params.stop, ended=eos)
+            keep = [b for b, row in enumerate(alive) if row not in done]
             if len(alive) - len(keep) >= max(1, COMPACT_FRACTION * len(alive)):
-                rows = torch.tensor(keep, device=self.device)
-                cache.select_rows(rows)
-                real, next_position, picked = real[rows], next_position[rows], picked[rows]
-                alive = [alive[row] for row in keep]
-            seen = torch.ones(len(alive), step + 1, dtype=torch.bool, device=self.device)
+                if not keep:  # every row stopped: start afresh with the waiting ones
+                    alive, cache = [], None
+                    real = logits = position = None
+                    continue
+                kept = torch.tensor(keep, device=self.device)
+                cache.select_rows(kept)
+                real, position, picked = real[kept], position[kept], picked[kept]
+                alive = [alive[b] for b in keep]
+            real = torch.cat([real, real.new_ones(len(alive), 1)], dim=1)  # the token fed now
             output = self.model(
                 input_ids=picked[:, None],
-                attention_mask=torch.cat([real, seen], dim=1)[:, None, None, :],
-                position_ids=(next_position + step)[:, None],
+                attention_mask=real[:, None, None, :],
+                position_ids=position[:, None],
                 cache=cache,
                 use_cache=True,
                 shared_prefix=self._prefix_kv,
             )
-            logits = output.logits[:, -1]
-        return [done[index] for index in range(len(chunk))]
+            logits, position = output.logits[:, -1], position + 1
+        return [done[row] for row in range(len(rows))]
 
     def _row_uniforms(self, keys, chunk, params: SamplingParams) -> torch.Tensor | None:
         """One uniform number per row and step, from the row's own seeded generator (None when greedy)."""

@@ -140,6 +140,32 @@ class RowCache(Cache):
         for layer, part_layer in zip(self.layers, part.layers):
             layer.place(rows, part_layer, batch, width)
 
+    @classmethod
+    def stack(cls, parts: list[tuple[RowCache, torch.Tensor]], room: int) -> tuple[RowCache, torch.Tensor]:
+        """The rows of several (cache, mask) parts on one time axis, with `room` more tokens' space.
+
+        Each part is right-aligned to the common end (where every row's next token goes); columns that
+        no row uses are dropped from the left. Returns the cache and its (rows, length) bool mask.
+        """
+        width = max(real.shape[1] for _, real in parts)
+        real = torch.cat([torch.nn.functional.pad(part_real, (width - part_real.shape[1], 0)) for _, part_real in parts])
+        length = width - int(real.any(0).nonzero()[0])  # the first column some row uses
+        stacked = cls(len(parts[0][0].layers), length + room)
+        for number, layer in enumerate(stacked.layers):
+            pieces = [part.layers[number] for part, _ in parts]
+            first = pieces[0].keys
+            shape = (sum(piece.keys.shape[0] for piece in pieces), first.shape[1], length + room, first.shape[3])
+            layer.keys, layer.values = first.new_zeros(shape), first.new_zeros(shape)
+            layer.device, layer.is_initialized, layer.length = first.device, True, length
+            row = 0
+            for piece in pieces:
+                used = min(piece.length, length)
+                rows = slice(row, row + piece.keys.shape[0])
+                layer.keys[rows, :, length - used : length] = piece.keys[:, :, piece.length - used : piece.length]
+                layer.values[rows, :, length - used : length] = piece.values[:, :, piece.length - used : piece.length]
+                row = rows.stop
+        return stacked, real[:, width - length :]
+
     def key_values(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Each layer's filled keys and values, e.g. to become a shared prefix."""
         return [(layer.keys[:, :, : layer.length], layer.values[:, :, : layer.length]) for layer in self.layers]
