@@ -8,7 +8,7 @@ from pathlib import Path
 from selfteach import p3
 from selfteach.io import read_jsonl, write_jsonl
 from selfteach.prompts import generation_prompt, puzzle_from_completion
-from selfteach.sampling import SamplingParams, load_backend, sample_to_jsonl
+from selfteach.sampling import SamplingParams, load_backend, prompts_per_unit, sample_to_jsonl
 
 
 def generate_shard(
@@ -37,8 +37,8 @@ def generate_shard(
     ]
     params = SamplingParams.from_settings(settings, n=settings["per_prompt"], seed=seed)
     samples_path = Path(f"{out}.samples.jsonl")
-    per_batch = max(1, sampling["batch_size"] // params.n)  # prompts whose samples fill one batch
-    sample_to_jsonl(backend, requests, params, samples_path, prompts_per_batch=per_batch)
+    per_unit = prompts_per_unit(sampling["batch_size"], params.n)
+    sample_to_jsonl(backend, requests, params, samples_path, prompts_per_batch=per_unit)
     puzzles = (
         {
             "id": f"{sample['id']}/{sample['sample']}",

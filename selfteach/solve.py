@@ -6,7 +6,7 @@ from pathlib import Path
 
 from selfteach.io import read_jsonl, write_jsonl
 from selfteach.prompts import solution_from_completion, solution_prompt
-from selfteach.sampling import SamplingParams, load_backend, sample_to_jsonl
+from selfteach.sampling import SamplingParams, load_backend, prompts_per_unit, sample_to_jsonl
 
 
 def solve_shard(
@@ -34,8 +34,8 @@ def solve_shard(
     params = SamplingParams.from_settings(settings, n=settings["attempts"], seed=seed)
     samples_path = Path(f"{out}.samples.jsonl")
     backend = load_backend(model, sampling)
-    per_batch = max(1, sampling["batch_size"] // params.n)  # prompts whose samples fill one batch
-    sample_to_jsonl(backend, requests, params, samples_path, prompts_per_batch=per_batch)
+    per_unit = prompts_per_unit(sampling["batch_size"], params.n)
+    sample_to_jsonl(backend, requests, params, samples_path, prompts_per_batch=per_unit)
     solutions = (
         {
             "id": f"{sample['id']}/{sample['sample']}",

@@ -137,6 +137,33 @@ def test_stacked_rows_are_right_aligned_and_unused_columns_dropped():
     assert torch.equal(layer.values[:, :, :3], -layer.keys[:, :, :3])
 
 
+def test_prompt_by_prompt_when_prompts_share_little_and_have_several_samples(backend, monkeypatch):
+    # SmolLM2-135M's sizes: 540 MB of fp32 weights, 46 kB of keys/values per token
+    monkeypatch.setattr(backend, "_weight_bytes", 538_000_000)
+    monkeypatch.setattr(backend, "_kv_bytes_per_token", 46_080)
+    monkeypatch.setattr(backend, "batch_size", 64)
+    generation = [[k] * 1848 for k in range(2)]  # two shuffles of the train puzzles, 16 puzzles each
+    solving = [[7] * 295 + [k] * 127 for k in range(8)]  # the few-shot prefix, then a puzzle, 8 solutions each
+    assert backend._prompt_by_prompt(generation, 16)
+    assert not backend._prompt_by_prompt(solving, 8)
+    assert not backend._prompt_by_prompt(generation, 1)
+
+
+def test_prompt_by_prompt_sampling_matches_plain_greedy_generate(backend, sharp_model_dir, monkeypatch):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    monkeypatch.setattr(backend, "_prompt_by_prompt", lambda encoded, n: True)
+    prompts = [SHARED + "def f(s: str):\n    return s == 'a'\n\ndef g():", "def f(x: int):\n    return x > 3\n\ndef g():"]
+    ours = backend.generate(prompts, SamplingParams(n=2, temperature=0, max_new_tokens=10, stop=None))
+    tokenizer = AutoTokenizer.from_pretrained(sharp_model_dir)
+    plain = AutoModelForCausalLM.from_pretrained(sharp_model_dir).eval()
+    for prompt, samples in zip(prompts, ours):
+        ids = tokenizer(prompt, return_tensors="pt").input_ids
+        out = plain.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=10, pad_token_id=0)
+        expected = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+        assert [c.text for c in samples] == [expected, expected]
+
+
 def test_prefill_in_length_groups_equals_one_padded_batch(backend, monkeypatch):
     backend.generate(PROMPTS, SamplingParams(n=1, temperature=0, max_new_tokens=1))  # caches a prefix
     offset = len(backend._prefix_tokens)

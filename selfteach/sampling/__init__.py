@@ -5,6 +5,6 @@ Backends: Hugging Face transformers (`hf`), vLLM (`vllm`, optional) and OpenAI-c
 """
 
 from selfteach.sampling.base import Backend, Completion, SamplingParams, load_backend
-from selfteach.sampling.shards import sample_to_jsonl
+from selfteach.sampling.shards import prompts_per_unit, sample_to_jsonl
 
-__all__ = ["Backend", "Completion", "SamplingParams", "load_backend", "sample_to_jsonl"]
+__all__ = ["Backend", "Completion", "SamplingParams", "load_backend", "prompts_per_unit", "sample_to_jsonl"]

@@ -4,6 +4,10 @@ Where the time goes and what this does about it:
 - The prompts of one call share a long start (the few-shot prefix). Its keys/values are computed
   once, kept for later calls with the same start, and attended by every row without being copied
   (`prefix_attention`).
+- Prompts that share little (puzzle generation: each prompt is its own shuffle of 1,800 tokens)
+  but get several samples each are sampled one prompt at a time, so that each prompt is the
+  shared prefix of its own rows, when that reads fewer bytes per generated token than copying
+  it to every row (`_prompt_by_prompt`).
 - The rest of each prompt (the puzzle, `def g(...):`) is encoded once per prompt, then its
   keys/values are copied to that prompt's `n` sample rows. Prompts are encoded in groups of
   similar length, so little is spent on padding (test puzzles run from 20 to 450 tokens: one
@@ -83,6 +87,11 @@ class HFBackend:
         eos = set(eos if isinstance(eos, list) else [eos]) | {tokenizer.eos_token_id}
         self.eos_ids = torch.tensor(sorted(i for i in eos if i is not None), device=self.device)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0  # pads are masked anyway
+        config = model.config
+        head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+        kv_heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+        self._weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+        self._kv_bytes_per_token = 2 * config.num_hidden_layers * kv_heads * head_dim * model.dtype.itemsize
         self._prefix_tokens: tuple[int, ...] = ()
         self._prefix_kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
 
@@ -104,13 +113,33 @@ class HFBackend:
                     f"prompt {key!r}: {len(ids)} tokens + {params.max_new_tokens} new exceed "
                     f"the model's context of {self.max_context}"
                 )
-        rows = [(i, j) for i in range(len(prompts)) for j in range(params.n)]
+        groups = [[i] for i in range(len(prompts))] if self._prompt_by_prompt(encoded, params.n) else [range(len(prompts))]
         results: list[list[Completion | None]] = [[None] * params.n for _ in prompts]
         with torch.inference_mode():
-            prefix_length = self._encode_shared_prefix(encoded)
-            for (i, j), completion in zip(rows, self._sample_rows(encoded, keys, rows, prefix_length, params)):
-                results[i][j] = completion
+            for group in groups:
+                prefix_length = self._encode_shared_prefix([encoded[i] for i in group])
+                rows = [(i, j) for i in group for j in range(params.n)]
+                for (i, j), completion in zip(rows, self._sample_rows(encoded, keys, rows, prefix_length, params)):
+                    results[i][j] = completion
         return results
+
+    def _prompt_by_prompt(self, encoded: list[list[int]], n: int) -> bool:
+        """Whether sampling prompt by prompt reads fewer bytes per generated token than all at once.
+
+        A decoding step reads the weights once for all its rows, and each row's own keys/values.
+        All at once, a batch of up to `batch_size` rows shares the weights but every row carries its
+        prompt beyond the common start; prompt by prompt, only `n` rows share the weights but the
+        prompt is their shared prefix, read once per step.
+        """
+        if n == 1 or len(encoded) == 1:
+            return False
+        common = min(len(ids) for ids in encoded)
+        for ids in encoded[1:]:
+            common = min(common, common_prefix_length(encoded[0], ids))
+        own = sum(len(ids) for ids in encoded) / len(encoded) - common
+        together = self._weight_bytes / min(self.batch_size, n * len(encoded)) + own * self._kv_bytes_per_token
+        apart = self._weight_bytes / min(self.batch_size, n) + PREFIX_BLOCK * self._kv_bytes_per_token
+        return apart < together
 
     # --- the shared prefix ---
 

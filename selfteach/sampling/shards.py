@@ -25,6 +25,15 @@ from selfteach.sampling.base import Backend, SamplingParams
 log = logging.getLogger(__name__)
 
 PROMPTS_PER_BATCH = 8
+# A resumable unit holds this many sampler batches' worth of rows: the sampler keeps its batch full
+# across them (continuous batching) and idles behind a last long row only once per unit, while a
+# killed job loses at most one unit.
+BATCHES_PER_UNIT = 4
+
+
+def prompts_per_unit(batch_size: int, n: int) -> int:
+    """Prompts per resumable unit when each prompt gets `n` samples and the sampler runs `batch_size` rows."""
+    return max(1, BATCHES_PER_UNIT * batch_size // n)
 
 
 def check_requests(requests: list[dict]) -> None:
