@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from conftest import tiny_study
-from workflow import REPO, planned_jobs, run_snakemake, write_config
+from workflow import REPO, dry_run, job_counts, job_resources, planned_jobs, run_snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -81,10 +81,14 @@ def test_rounds_add_self_improvement_jobs(study_dir, tiny_model_dir, p3_dir):
 
 def test_paper_config_dry_run_shows_job_counts(tmp_path):
     write_config(tmp_path, yaml.safe_load((REPO / "config.paper.yaml").read_text()))
-    jobs = planned_jobs(tmp_path)
+    output = dry_run(tmp_path)
+    jobs = job_counts(output)
     assert jobs["generate_puzzles"] == 4 * 100 + 4 * 100  # 4 generators, then 4 more rounds of one
     assert jobs["finetune"] == 3 * 4 * 2 + 4  # students x generators x variants, then the rounds
     assert jobs["prepare_model"] == 3 and jobs["report"] == 1
+    # the GPUs that fine-tuning (accelerate, data parallel) and sampling ask the scheduler for
+    assert {job["gpu"] for job in job_resources(output, "finetune")} == {"4"}
+    assert {job["gpu"] for job in job_resources(output, "solve_puzzles")} == {"1"}
 
 
 def test_lint_is_clean(tmp_path):

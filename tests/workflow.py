@@ -37,8 +37,16 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 
 
 def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
     """Jobs a dry run would run, by rule ({} when there is nothing to do)."""
+    return job_counts(dry_run(workdir, *args))
+
+
+def dry_run(workdir: Path, *args: str) -> str:
     result = run_snakemake(workdir, "--dry-run", *args)
-    output = result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The job count table of a dry run's output, by rule."""
     counts = {}
     in_table = False
     for line in output.splitlines():
@@ -53,3 +61,15 @@ def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
             elif parts and not set(parts[0]) <= {"-"}:
                 in_table = False
     return counts
+
+
+def job_resources(output: str, rule: str) -> list[dict[str, str]]:
+    """The `resources:` of every job of `rule` in a dry run's output (name -> value as printed)."""
+    found, in_rule = [], False
+    for line in output.splitlines():
+        if line.startswith(("rule ", "localrule ")):
+            in_rule = line.split()[1].rstrip(":") == rule
+        elif in_rule and line.strip().startswith("resources:"):
+            pairs = line.split(":", 1)[1].split(", ")
+            found.append(dict(pair.strip().split("=", 1) for pair in pairs))
+    return found
