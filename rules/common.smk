@@ -191,13 +191,9 @@ def finetune_settings():
     return {**settings, "seed": config["seed"]}
 
 
-def accelerate_config():
-    """The accelerate config (accelerate/<name>.yaml) for several GPUs; None trains in-process."""
-    gpus = config["finetune"]["gpus"]
-    choice = config["finetune"]["accelerate"]
-    if choice == "auto":
-        choice = "multi_gpu" if gpus > 1 else None
-    return None if choice in (None, "cpu", "single_gpu") and gpus <= 1 else choice
+def accelerate_config(wildcards):
+    """The accelerate config for this student on several GPUs; None trains in-process."""
+    return study_config.accelerate_config(config["finetune"], wildcards.student)
 
 
 def study_outputs():

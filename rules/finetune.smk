@@ -26,7 +26,7 @@ rule finetune:
         gpu=config["finetune"]["gpus"],
     params:
         settings=finetune_settings(),
-        accelerate=accelerate_config(),
+        accelerate=accelerate_config,
         checkpoints="checkpoints/{student}/{gen}-{variant}-r{round}",
     script:
         "../scripts/finetune.py"

@@ -71,6 +71,21 @@ def _check_references(config: dict, source: str) -> None:
     for name in config["finetune"]["students"]:
         if models[name]["source"] == "openai":
             raise ValueError(f"{source}: finetune.students: {name!r} is an API model and cannot be fine-tuned")
+    if isinstance(config["finetune"]["accelerate"], dict):
+        for name in config["finetune"]["accelerate"]:
+            if name not in config["finetune"]["students"]:
+                raise ValueError(f"{source}: finetune.accelerate: {name!r} is not one of finetune.students")
+
+
+def accelerate_config(finetune: dict, student: str) -> str | None:
+    """The accelerate config (accelerate/<name>.yaml) that fine-tunes `student` on `finetune.gpus` GPUs, or
+    None to train in the job's own process (one device)."""
+    choice = finetune["accelerate"]
+    if isinstance(choice, dict):
+        choice = choice.get(student, "auto")
+    if choice == "auto":
+        choice = "multi_gpu" if finetune["gpus"] > 1 else None
+    return None if choice in (None, "cpu", "single_gpu") and finetune["gpus"] <= 1 else choice
 
 
 def load(path: str | Path) -> dict:

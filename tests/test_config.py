@@ -43,6 +43,8 @@ def test_paper_config_has_the_papers_numbers():
         ({"verify": {"imports": "some"}}, "verify.imports"),
         ({"finetune": {"students": ["nope"]}}, "finetune.students: 'nope' is not defined under models"),
         ({"models": {"m": {"source": "hub"}}}, "models.m: source hub needs the key 'id'"),
+        ({"finetune": {"accelerate": {"other": "fsdp"}}}, "finetune.accelerate: 'other' is not one of finetune.students"),
+        ({"finetune": {"accelerate": "deepspeed"}}, "finetune.accelerate"),
     ],
 )
 def test_mistakes_name_the_key(bad, message):
@@ -67,3 +69,12 @@ def test_load_names_the_file(tmp_path):
     path.write_text(yaml.safe_dump({"rounds": 0}))
     with pytest.raises(ValueError, match=f"{path}: rounds: 0 is less than the minimum of 1"):
         config.load(path)
+
+
+def test_accelerate_config_per_student_or_for_all():
+    paper = config.load(REPO / "config.paper.yaml")["finetune"]
+    assert [config.accelerate_config(paper, s) for s in paper["students"]] == ["multi_gpu", "fsdp", "fsdp"]
+    assert config.accelerate_config({"gpus": 4, "accelerate": {"big": "fsdp"}}, "small") == "multi_gpu"  # auto
+    assert config.accelerate_config({"gpus": 1, "accelerate": "auto"}, "m") is None  # in the job's process
+    assert config.accelerate_config({"gpus": 1, "accelerate": "single_gpu"}, "m") is None
+    assert config.accelerate_config({"gpus": 2, "accelerate": "fsdp"}, "m") == "fsdp"
