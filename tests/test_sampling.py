@@ -108,7 +108,13 @@ def test_rows_that_join_a_running_batch_decode_like_plain_generate(sharp_model_d
 
     joins = []
     stack = RowCache.stack.__func__
-    monkeypatch.setattr(RowCache, "stack", classmethod(lambda cls, parts, room: joins.append(len(parts)) or stack(cls, parts, room)))
+
+    def spy(cls, parts, room, rows=None):
+        if rows is None:  # a decoding batch taking rows in, not one prompt encoding laid out
+            joins.append(len(parts))
+        return stack(cls, parts, room, rows)
+
+    monkeypatch.setattr(RowCache, "stack", classmethod(spy))
     small = load_backend(str(sharp_model_dir), {"backend": "hf", "device": "cpu", "batch_size": 2})
     small.eos_ids = torch.tensor(sorted(stops))
     ours = small.generate(prompts, SamplingParams(n=1, temperature=0, max_new_tokens=30, stop=None))

@@ -202,20 +202,16 @@ class HFBackend:
                 group = []
             group.append(i)
         groups.append(group)
-        width = max(len(rest) for rest in rests)
-        cache = RowCache(self.model.config.num_hidden_layers, width)
-        real = torch.zeros((len(rests), width), dtype=torch.bool)
-        logits = None
+        parts, logits = [], None
         for group in groups:
             part_logits, part, part_real = self._forward_prompts(
                 [rests[i] for i in group], self._prefix_kv, offset, capacity=len(rests[group[-1]])
             )
-            rows = torch.tensor(group)
             if logits is None:
                 logits = part_logits.new_empty(len(rests), part_logits.shape[-1])
-            logits[rows.to(self.device)] = part_logits
-            real[rows, width - part_real.shape[1] :] = part_real
-            cache.place(rows.to(self.device), part, len(rests), width)
+            logits[torch.tensor(group, device=self.device)] = part_logits
+            parts.append((part, part_real))
+        cache, real = RowCache.stack(parts, room=0, rows=groups)
         return logits, cache, real
 
     # --- sampling ---

@@ -105,17 +105,6 @@ class RowLayer(DynamicLayer):
     def get_seq_length(self) -> int:
         return self.length
 
-    def place(self, rows: torch.Tensor, part: RowLayer, batch: int, width: int) -> None:
-        """Write `part`'s rows into rows `rows` of a (batch, width) buffer, right-aligned so that a part
-        left-padded to its own width stays left-padded in the wider one. Positions no part fills are
-        zeros, never NaN garbage: masked out, they are still multiplied by a zero weight."""
-        if not self.is_initialized:
-            shape = (batch, part.keys.shape[1], self.capacity, part.keys.shape[3])
-            self.keys, self.values = part.keys.new_zeros(shape), part.values.new_zeros(shape)
-            self.device, self.is_initialized, self.length = part.keys.device, True, width
-        self.keys[rows, :, width - part.length : width] = part.keys[:, :, : part.length]
-        self.values[rows, :, width - part.length : width] = part.values[:, :, : part.length]
-
     def select_rows(self, rows: torch.Tensor, capacity: int) -> None:
         """Keep (or repeat) the given rows, in a buffer of `capacity` tokens; copies only the filled part."""
         keys = self.keys.new_empty(len(rows), self.keys.shape[1], capacity, self.keys.shape[3])
@@ -135,35 +124,40 @@ class RowCache(Cache):
         for layer in self.layers:
             layer.select_rows(rows, capacity or layer.capacity)
 
-    def place(self, rows: torch.Tensor, part: RowCache, batch: int, width: int) -> None:
-        """Lay `part` (a cache of fewer rows, left-padded to at most `width`) into the given rows."""
-        for layer, part_layer in zip(self.layers, part.layers):
-            layer.place(rows, part_layer, batch, width)
-
     @classmethod
-    def stack(cls, parts: list[tuple[RowCache, torch.Tensor]], room: int) -> tuple[RowCache, torch.Tensor]:
+    def stack(
+        cls, parts: list[tuple[RowCache, torch.Tensor]], room: int, rows: list[list[int]] | None = None
+    ) -> tuple[RowCache, torch.Tensor]:
         """The rows of several (cache, mask) parts on one time axis, with `room` more tokens' space.
 
-        Each part is right-aligned to the common end (where every row's next token goes); columns that
-        no row uses are dropped from the left. Returns the cache and its (rows, length) bool mask.
+        Each part is right-aligned to the common end (where every row's next token goes), so a part
+        left-padded to its own width stays left-padded; columns that no row uses are dropped from the
+        left, and positions no part fills are zeros (masked out, but still multiplied by a zero weight,
+        so never NaN garbage). `rows` says where each part's rows go (default: one part after another).
+        Returns the cache and its (rows, length) bool mask.
         """
-        width = max(real.shape[1] for _, real in parts)
-        real = torch.cat([torch.nn.functional.pad(part_real, (width - part_real.shape[1], 0)) for _, part_real in parts])
+        if rows is None:
+            starts = [0]
+            for _, part_real in parts:
+                starts.append(starts[-1] + len(part_real))
+            rows = [list(range(a, b)) for a, b in zip(starts, starts[1:])]
+        width = max(part_real.shape[1] for _, part_real in parts)
+        real = parts[0][1].new_zeros(sum(map(len, rows)), width)
+        for (_, part_real), part_rows in zip(parts, rows):
+            real[torch.tensor(part_rows, device=real.device), width - part_real.shape[1] :] = part_real
         length = width - int(real.any(0).nonzero()[0])  # the first column some row uses
         stacked = cls(len(parts[0][0].layers), length + room)
         for number, layer in enumerate(stacked.layers):
             pieces = [part.layers[number] for part, _ in parts]
             first = pieces[0].keys
-            shape = (sum(piece.keys.shape[0] for piece in pieces), first.shape[1], length + room, first.shape[3])
+            shape = (len(real), first.shape[1], length + room, first.shape[3])
             layer.keys, layer.values = first.new_zeros(shape), first.new_zeros(shape)
             layer.device, layer.is_initialized, layer.length = first.device, True, length
-            row = 0
-            for piece in pieces:
+            for piece, part_rows in zip(pieces, rows):
                 used = min(piece.length, length)
-                rows = slice(row, row + piece.keys.shape[0])
-                layer.keys[rows, :, length - used : length] = piece.keys[:, :, piece.length - used : piece.length]
-                layer.values[rows, :, length - used : length] = piece.values[:, :, piece.length - used : piece.length]
-                row = rows.stop
+                to = torch.tensor(part_rows, device=first.device)
+                layer.keys[to, :, length - used : length] = piece.keys[:, :, piece.length - used : piece.length]
+                layer.values[to, :, length - used : length] = piece.values[:, :, piece.length - used : piece.length]
         return stacked, real[:, width - length :]
 
     def key_values(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
