@@ -57,6 +57,11 @@ def common_prefix_length(a, b) -> int:
     return length
 
 
+def shared_start(encoded: list[list[int]]) -> int:
+    """How many leading tokens every prompt has in common."""
+    return min(common_prefix_length(encoded[0], ids) for ids in encoded)
+
+
 class HFBackend:
     def __init__(self, model: str, *, dtype: str = "float32", device: str = "auto", batch_size: int = 64):
         if dtype not in DTYPES:
@@ -133,10 +138,7 @@ class HFBackend:
         """
         if n == 1 or len(encoded) == 1:
             return False
-        common = min(len(ids) for ids in encoded)
-        for ids in encoded[1:]:
-            common = min(common, common_prefix_length(encoded[0], ids))
-        own = sum(len(ids) for ids in encoded) / len(encoded) - common
+        own = sum(len(ids) for ids in encoded) / len(encoded) - shared_start(encoded)
         together = self._weight_bytes / min(self.batch_size, n * len(encoded)) + own * self._kv_bytes_per_token
         apart = self._weight_bytes / min(self.batch_size, n) + PREFIX_BLOCK * self._kv_bytes_per_token
         return apart < together
@@ -151,9 +153,8 @@ class HFBackend:
         prefix's keys/values a function of its tokens alone: a rerun reproduces the same numbers
         whatever ran before it. The tail goes to the per-prompt part.
         """
-        length = min(len(ids) for ids in encoded) - 1  # every prompt keeps a token to predict from
-        for ids in encoded[1:]:
-            length = min(length, common_prefix_length(encoded[0], ids))
+        # every prompt keeps a token to predict from
+        length = min(shared_start(encoded), min(len(ids) for ids in encoded) - 1)
         length -= length % PREFIX_BLOCK
         target = tuple(encoded[0][:length])
         if target != self._prefix_tokens:
