@@ -65,24 +65,35 @@ def test_n_samples_per_prompt_deterministic_by_seed(backend):
     assert other != first
 
 
+def plain_greedy(model_dir, prompts: list[str], max_new_tokens: int):
+    """The tokenizer, and each prompt's continuation (token ids) under plain transformers `generate`, argmax."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    plain = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    continuations = []
+    for prompt in prompts:
+        ids = tokenizer(prompt, return_tensors="pt").input_ids
+        out = plain.generate(
+            ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=0
+        )
+        continuations.append(out[0, ids.shape[1] :].tolist())
+    return tokenizer, continuations
+
+
 @pytest.mark.parametrize("prefill_tokens", [hf.PREFILL_TOKENS, 1])  # all prompts at once; one by one
 def test_shared_prefix_path_matches_plain_greedy_generate(backend, sharp_model_dir, monkeypatch, prefill_tokens):
     """Our decoding (cached prefix, per-prompt parts encoded in length groups and laid out left-padded,
     n rows) equals plain `generate` under argmax."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     monkeypatch.setattr(hf, "PREFILL_TOKENS", prefill_tokens)
     long_rest = SHARED + "def f(x: List[int], n=7):\n    return sorted(x) == list(range(n)) and len(x) == n\n\ndef g(n=7):"
     prompts = [PROMPTS[0], long_rest, PROMPTS[1]]
     params = SamplingParams(n=2, temperature=0, max_new_tokens=10, stop=None)
     ours = backend.generate(prompts, params)
     assert len(backend._prefix_tokens) >= PREFIX_BLOCK  # the shared prefix was cached and reused
-    tokenizer = AutoTokenizer.from_pretrained(sharp_model_dir)
-    plain = AutoModelForCausalLM.from_pretrained(sharp_model_dir).eval()
-    for prompt, samples in zip(prompts, ours):
-        ids = tokenizer(prompt, return_tensors="pt").input_ids
-        out = plain.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=10, pad_token_id=0)
-        expected = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+    tokenizer, continuations = plain_greedy(sharp_model_dir, prompts, 10)
+    for continuation, samples in zip(continuations, ours):
+        expected = tokenizer.decode(continuation, skip_special_tokens=True)
         assert [c.text for c in samples] == [expected, expected]
 
 
@@ -90,18 +101,10 @@ def test_rows_that_join_a_running_batch_decode_like_plain_generate(sharp_model_d
     """Continuous batching: with room for 2 rows, the 6 prompts' rows join as others stop, each
     right-aligned on the shared time axis; every completion equals plain greedy `generate`, cut alike.
     The random model never stops by itself, so tokens that some continuations emit play EOS."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from selfteach.sampling.prefix_attention import RowCache
 
     prompts = [SHARED + f"def f(x: int, n={k}):\n" + "    y = x\n" * k + f"    return y == {k}\n\ndef g(n={k}):" for k in range(6)]
-    tokenizer = AutoTokenizer.from_pretrained(sharp_model_dir)
-    plain = AutoModelForCausalLM.from_pretrained(sharp_model_dir).eval()
-    continuations = []
-    for prompt in prompts:
-        ids = tokenizer(prompt, return_tensors="pt").input_ids
-        out = plain.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=30, pad_token_id=0)
-        continuations.append(out[0, ids.shape[1] :].tolist())
+    tokenizer, continuations = plain_greedy(sharp_model_dir, prompts, 30)
     stops = {continuations[k][2 + 4 * k] for k in range(4)}  # rows 0-3 end at steps 3, 7, 11, 15 or sooner
     ends = [next((t + 1 for t, token in enumerate(c) if token in stops), len(c)) for c in continuations]
     expected = [c[:end] for c, end in zip(continuations, ends)]
@@ -156,17 +159,12 @@ def test_prompt_by_prompt_when_prompts_share_little_and_have_several_samples(bac
 
 
 def test_prompt_by_prompt_sampling_matches_plain_greedy_generate(backend, sharp_model_dir, monkeypatch):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     monkeypatch.setattr(backend, "_prompt_by_prompt", lambda encoded, n: True)
     prompts = [SHARED + "def f(s: str):\n    return s == 'a'\n\ndef g():", "def f(x: int):\n    return x > 3\n\ndef g():"]
     ours = backend.generate(prompts, SamplingParams(n=2, temperature=0, max_new_tokens=10, stop=None))
-    tokenizer = AutoTokenizer.from_pretrained(sharp_model_dir)
-    plain = AutoModelForCausalLM.from_pretrained(sharp_model_dir).eval()
-    for prompt, samples in zip(prompts, ours):
-        ids = tokenizer(prompt, return_tensors="pt").input_ids
-        out = plain.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=10, pad_token_id=0)
-        expected = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+    tokenizer, continuations = plain_greedy(sharp_model_dir, prompts, 10)
+    for continuation, samples in zip(continuations, ours):
+        expected = tokenizer.decode(continuation, skip_special_tokens=True)
         assert [c.text for c in samples] == [expected, expected]
 
 
