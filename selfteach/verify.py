@@ -1,7 +1,7 @@
 """Verification (paper step 4): does f(g()) return True, with the answer of f's annotated type?
 
 Candidates are model-written code, so they run inside bubblewrap sandboxes (selfteach.sandbox), in
-long-lived workers (selfteach.sandbox_worker) that fork one limited child per candidate step. This
+long-lived workers (selfteach.sandbox_worker) that run each candidate step in a limited child. This
 module owns the pool of workers: it feeds them candidates, enforces a wall-clock limit from outside,
 replaces a worker that dies or hangs (its candidate still gets a verdict), and keeps input order.
 
@@ -31,7 +31,9 @@ IMPORT_POLICIES = ("paper", "any")  # paper: only the paper's import list; any: 
 # How long past the candidate's own limits a worker may stay silent before it is killed from outside
 # (the worker kills its child at the limit itself; this only catches a worker that is stuck).
 WORKER_GRACE_S = 5.0
-STEPS_PER_CANDIDATE = 2  # the solve step and, for a claimed pass, the check step: a limit each
+# the solve step (run again in a fresh child if it hit a resource limit in a lane) and, for a claimed
+# pass, the check step: a limit each
+STEPS_PER_CANDIDATE = 3
 STARTUP_TIMEOUT_S = 30.0
 MAX_REPLY_BYTES = 1 << 20
 MAX_DETAIL_CHARS = 300
@@ -160,6 +162,7 @@ class Verifier:
         sandbox: bool = True,
         limits: Limits = Limits(),
         grace: float = WORKER_GRACE_S,
+        lanes: bool = True,
     ):
         if not timeout > 0:
             raise ValueError(f"timeout must be positive, got {timeout}")
@@ -169,6 +172,7 @@ class Verifier:
             raise ValueError(f"imports must be one of {IMPORT_POLICIES}, got {imports!r}")
         self.timeout, self.n_workers, self.imports = timeout, workers, imports
         self.python, self.sandbox, self.limits, self.grace = python, sandbox, limits, grace
+        self.lanes = lanes  # screened steps share long-lived children; False: a fresh child per step
         self._workers: list[_Worker] = []
         self._command: list[str] = []
         self._scratch: str | None = None
@@ -198,6 +202,7 @@ class Verifier:
             "limits": asdict(self.limits),
             "sandboxed": self.sandbox,
             "scratch": scratch,
+            "lanes": self.lanes,
         }
         self._command = worker_command(config, self.python, self.sandbox)
         self._workers = [self._spawn() for _ in range(self.n_workers)]

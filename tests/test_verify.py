@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import json
+import random
 import subprocess
 import sys
 
 import pytest
 
 from selfteach import cli, sandbox
+from selfteach.p3 import reference_pairs
+from selfteach.sandbox_worker import shareable
 from selfteach.verify import STATUSES, Verifier, verify_file, verify_records
 
 F_INT = "def f(x: int, n=3):\n    return x == n\n"
@@ -177,3 +181,63 @@ def test_bad_options():
     for kwargs in ({"timeout": 0}, {"workers": 0}, {"imports": "some"}):
         with pytest.raises(ValueError):
             Verifier(**kwargs)
+
+
+# Code that may share a lane (a long-lived child) with other candidates' steps...
+SCREENED = [
+    "def g(n=3):\n    return [i * i for i in range(n)]\n",
+    "import math\ndef g():\n    return math.isqrt(10) + int(math.pi)\n",
+    "import itertools\nfrom itertools import permutations\ndef g():\n    return list(itertools.chain.from_iterable(permutations('ab')))\n",
+    "import random\ndef g():\n    random.seed(5)\n    return random.randint(0, 9)\n",  # reseeded before each step
+    "from typing import List\ndef g() -> List[int]:\n    global cache\n    cache = {}\n    return sorted(cache)\n",
+    "import re, collections\ndef g():\n    return collections.Counter(re.findall('a', 'banana')).most_common(1)\n",
+    "def g(s='ab'):\n    return ''.join(reversed(s)).upper().format(1)\n",
+]
+# ...and code that may not, with the shared object it could reach.
+UNSCREENED = [
+    "import os\ndef g():\n    return 1\n",  # a module outside the list
+    "import collections.abc\ndef g():\n    return 1\n",  # ABC registries
+    "from hashlib import algorithms_available\ndef g():\n    return 1\n",  # a shared set
+    "from functools import wraps\ndef g():\n    return 1\n",  # sets attributes on its argument
+    "from typing import get_type_hints\ndef g():\n    return 1\n",  # evaluates strings
+    "from math import *\ndef g():\n    return 1\n",
+    "import math\ndef g():\n    math.pi = 3\n    return 1\n",  # an attribute store
+    "import math\ndef g():\n    del math.pi\n",
+    "import copy\ndef g():\n    return len(copy.dispatch_table)\n",  # a shared dict
+    "def g():\n    return ().__class__\n",  # dunder attributes
+    "def g():\n    return __builtins__\n",
+    "import math\ndef g():\n    return getattr(math, 'pi')\n",
+    "def g():\n    return eval('1')\n",
+    "def g():\n    return open('/tmp/x').read()\n",
+    "def g():\n    return vars()\n",
+    "def g():\n    class A:\n        pass\n    return 1\n",
+    "def g(x=1):\n    match x:\n        case int(real=r):\n            return r\n",
+]
+
+
+@pytest.mark.parametrize("source", SCREENED)
+def test_screen_lets_plain_code_share_a_lane(source):
+    assert shareable(ast.parse(source))
+
+
+@pytest.mark.parametrize("source", UNSCREENED)
+def test_screen_keeps_code_that_reaches_shared_objects_apart(source):
+    assert not shareable(ast.parse(source))
+
+
+def test_lanes_and_fresh_children_agree(p3_dir):
+    """Real puzzles with their own, another puzzle's and a broken solution: the same verdicts whether
+    screened steps share lanes or each get a fresh child."""
+    pairs = random.Random(0).sample(reference_pairs(p3_dir), 120)
+    records = []
+    for number, pair in enumerate(pairs):
+        other = pairs[number - 1]["g"]
+        broken = pair["g"].split("\n", 1)[0] + "\n    return [][0]\n"
+        records += [pair, {**pair, "id": f"{number}x", "g": other}, {**pair, "id": f"{number}b", "g": broken}]
+    runs = {}
+    for lanes in (True, False):
+        with Verifier(timeout=5.0, workers=2, imports="any", lanes=lanes) as pool:
+            runs[lanes] = [(v["id"], v["status"]) for v in pool.run(records)]
+    assert runs[True] == runs[False]
+    assert sum(shareable(ast.parse(r["f"])) and shareable(ast.parse(r["g"])) for r in pairs) >= 100
+    assert len({status for _, status in runs[True]}) >= 4
