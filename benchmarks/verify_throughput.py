@@ -8,6 +8,7 @@ its timeout verdict. Run from the repository root: `python benchmarks/verify_thr
 from __future__ import annotations
 
 import argparse
+import ast
 import random
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from selfteach.p3 import reference_pairs
 from selfteach.sandbox import auto_python
+from selfteach.sandbox_worker import shareable
 from selfteach.verify import Verifier
 
 P3_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "p3"
@@ -65,6 +67,16 @@ def model_like(pairs: list[dict], count: int, seed: int) -> list[dict]:
         g = pair["g"] if rng.random() < 0.3 else f"{header}\n    return {rng.choice(WRONG[kind])}\n"
         records.append({"id": f"m{number}", "f": pair["f"], "g": g})
     return records
+
+
+def screened(records: list[dict]) -> int:
+    """How many candidates pass the screen, so that their steps run in lanes rather than fresh children."""
+    def passes(source: str) -> bool:
+        try:
+            return shareable(ast.parse(source))
+        except SyntaxError:
+            return False
+    return sum(passes(record["f"]) and passes(record["g"]) for record in records)
 
 
 def baseline_one(record: dict, python: str, timeout: float) -> bool:
@@ -119,7 +131,7 @@ def main() -> None:
             our_s, our_ok = ours(verifier, records)
             base_rate, our_rate = len(records) / base_s, len(records) / our_s
             lines.append(
-                f"{name}: {len(records)} candidates; baseline {base_rate:.1f}/s ({base_ok} ok), "
+                f"{name}: {len(records)} candidates ({screened(records)} screened); baseline {base_rate:.1f}/s ({base_ok} ok), "
                 f"ours {our_rate:.1f}/s ({our_ok} ok); ratio {our_rate / base_rate:.2f}"
             )
             print(lines[-1], file=sys.stderr, flush=True)  # progress; the summary follows on stdout

@@ -199,21 +199,26 @@ SHAREABLE_MODULES = {
     "typing": {"Any", "Callable", "Dict", "FrozenSet", "Iterable", "Iterator", "List", "Optional", "Sequence",
                "Set", "Tuple", "Union"},
 }
-# Built-ins that reach objects by a computed name, run strings as code, or read input and files.
+# Built-ins that reach objects by a computed name, run strings as code, read input and files, or
+# make classes (type(int) is type: a class could carry a finalizer into a cache and out of its step).
 UNSHAREABLE_BUILTINS = frozenset(
     {"breakpoint", "compile", "delattr", "eval", "exec", "getattr", "globals", "help", "input", "locals", "open",
-     "setattr", "vars"}
+     "setattr", "type", "vars"}
 )
 IMMUTABLE = (bool, int, float, complex, str, bytes, type(None))
 
 
 def module_names(name):
+    """The names screened code may take from a shareable module."""
     allowed = SHAREABLE_MODULES[name]
     if allowed is not None:
         return frozenset(allowed)
     return frozenset(
-        key for key, value in vars(sys.modules[name]).items()
-        if not key.startswith("_") and not isinstance(value, types.ModuleType) and (callable(value) or isinstance(value, IMMUTABLE))
+        key
+        for key, value in vars(sys.modules[name]).items()
+        if not key.startswith("_")
+        and not isinstance(value, types.ModuleType)
+        and (callable(value) or isinstance(value, IMMUTABLE))
     )
 
 
@@ -235,7 +240,7 @@ def shareable(tree):
     """True when the code can reach no object that outlives its step but immutable ones (and the
     reseeded random module), so a later step cannot tell it ran: then it may share a child.
 
-    Conservative on purpose: anything unusual (classes, dunder names, attribute stores, getattr,
+    Conservative on purpose: anything unusual (classes, type, dunder names, attribute stores, getattr,
     other modules) is unscreened and simply gets a fresh child; the screen decides speed, not verdicts."""
     for node in ast.walk(tree):
         if isinstance(node, (ast.ClassDef, ast.Match)):

@@ -211,6 +211,7 @@ UNSCREENED = [
     "def g():\n    return open('/tmp/x').read()\n",
     "def g():\n    return vars()\n",
     "def g():\n    class A:\n        pass\n    return 1\n",
+    "def g():\n    return type(int)('A', (), {})\n",  # a class made without a class statement
     "def g(x=1):\n    match x:\n        case int(real=r):\n            return r\n",
 ]
 
