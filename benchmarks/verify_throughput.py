@@ -131,8 +131,9 @@ def main() -> None:
             our_s, our_ok = ours(verifier, records)
             base_rate, our_rate = len(records) / base_s, len(records) / our_s
             lines.append(
-                f"{name}: {len(records)} candidates ({screened(records)} screened); baseline {base_rate:.1f}/s ({base_ok} ok), "
-                f"ours {our_rate:.1f}/s ({our_ok} ok); ratio {our_rate / base_rate:.2f}"
+                f"{name}: {len(records)} candidates ({screened(records)} screened); "
+                f"baseline {base_rate:.1f}/s ({base_ok} ok), ours {our_rate:.1f}/s ({our_ok} ok); "
+                f"ratio {our_rate / base_rate:.2f}"
             )
             print(lines[-1], file=sys.stderr, flush=True)  # progress; the summary follows on stdout
     print("\n".join(lines))

@@ -181,8 +181,9 @@ def check_imports(tree, name, imports):
 # --- the screen: which code may share a child with other candidates ---
 
 # Modules screened code may import, and the names of each it may use (None: every public function,
-# class and constant, but no module or mutable container). random's state is reseeded before every
-# step; re and typing keep caches that do not change results.
+# class and constant, but no module or mutable container). All are imported above, once, so that
+# children get them for free. random's state is reseeded before every step; re and typing keep
+# caches that do not change results.
 SHAREABLE_MODULES = {
     "collections": {"ChainMap", "Counter", "OrderedDict", "defaultdict", "deque", "namedtuple"},
     "copy": {"copy", "deepcopy"},
@@ -650,25 +651,25 @@ def judge(request, config, lanes):
     except Refused as err:
         return {"status": err.status, "seconds": 0.0, "detail": str(err)[:MAX_DETAIL_CHARS]}
     deadline = start + config["timeout"]
-    solve_lane = lanes["solve"] if f_shareable and g_shareable else None
-    kind, payload = run(solve, (f_code, g_code, depth, base_name), deadline, config, lanes, solve_lane)
+    solve_args = (f_code, g_code, depth, base_name)
+    kind, payload = run(solve, solve_args, deadline, config, lanes, f_shareable and g_shareable)
     if kind == "S" and payload["status"] not in SOLVE_FAILURES:  # only the check step can pass
         kind, payload = "S", {"status": "error", "detail": "the solve step claimed a verdict"}
     if kind == "A":
         deadline = time.monotonic() + config["timeout"]
-        check_lane = lanes["check"] if f_shareable else None
-        kind, payload = run(check, (f_code, payload, depth, base_name), deadline, config, lanes, check_lane)
+        kind, payload = run(check, (f_code, payload, depth, base_name), deadline, config, lanes, f_shareable)
     verdict = dict(payload)
     verdict["seconds"] = round(time.monotonic() - start, 6)
     return verdict
 
 
-def run(step, args, deadline, config, lanes, lane):
-    """Run a step in `lane`, or with lane None in a fresh child of its own (stopping every lane first:
-    none outlives an unscreened step). A lane step that hits a resource limit is run again in a fresh
-    child, with a fresh limit: a lane's history must not decide a verdict."""
-    if lane is not None and config["lanes"]:
-        kind, payload = lane.run(step, args, deadline)
+def run(step, args, deadline, config, lanes, screened):
+    """Run a step of screened code in the step's lane (when lanes are on), any other in a fresh child
+    of its own, stopping every lane first: none outlives an unscreened step. A lane step that hits a
+    resource limit is run again in a fresh child, with a fresh limit: a lane's history must not decide
+    a verdict."""
+    if screened and config["lanes"]:
+        kind, payload = lanes[step.__name__].run(step, args, deadline)
         if kind == "A" or payload["status"] != "resource":
             return kind, payload
         deadline = time.monotonic() + config["timeout"]
