@@ -10,14 +10,31 @@ sys.path.insert(
 
 from selfteach import config as study_config
 from selfteach import models as study_models
-from selfteach.report import FIGURE_NAMES, LONG_TABLE, TABLE_NAMES, parse_tag
+from selfteach.terms import (
+    BASE,
+    FIGURE_FORMATS,
+    FIGURE_NAMES,
+    LONG_TABLE,
+    P3_FILES,
+    P3_PREFIX,
+    PER_PUZZLE_CSV,
+    PASSK_CSV,
+    REPORT_FIGURE_FORMAT,
+    REPORT_TABLE_FORMAT,
+    TABLE_FORMATS,
+    TABLE_NAMES,
+    TAG_WILDCARD,
+    VERIFIED,
+    VARIANT_WILDCARD,
+    format_tag,
+    parse_tag,
+)
 
 min_version("9.0")
 
 config.update(study_config.validate(config, source="config"))
 
 MODELS = config["models"]
-P3_FILES = ["puzzles.json", "split.json", "test_228.json", "train_prefix.txt"]
 LAST_EPOCH = config["finetune"]["epochs"]
 MODEL_THREADS = (
     8  # CPU threads of a sampling or training job; capped by --cores, or --max-threads
@@ -30,8 +47,8 @@ if config["rounds"] > 1 and not SELF_IMPROVERS:
     raise ValueError(
         "config: rounds > 1 needs a model that is both in generate.generators and finetune.students"
     )
-if config["rounds"] > 1 and "verified" not in config["dataset"]["variants"]:
-    raise ValueError("config: rounds > 1 needs 'verified' in dataset.variants")
+if config["rounds"] > 1 and VERIFIED not in config["dataset"]["variants"]:
+    raise ValueError(f"config: rounds > 1 needs {VERIFIED!r} in dataset.variants")
 
 
 # Seconds of work each: run them beside Snakemake rather than queueing them on a cluster.
@@ -47,11 +64,11 @@ wildcard_constraints:
     model=r"[A-Za-z0-9_.]+(-[A-Za-z0-9_.]+)*",
     gen=r"[A-Za-z0-9_.]+(-[A-Za-z0-9_.]+)*",
     student=r"[A-Za-z0-9_.]+(-[A-Za-z0-9_.]+)*",
-    variant="verified|unverified",
+    variant=VARIANT_WILDCARD,
     round=r"\d+",
     shard=r"\d+",
     epoch=r"\d+",
-    tag=r"base|.+-(verified|unverified)-r\d+-epoch\d+",
+    tag=TAG_WILDCARD,
 
 
 def p3(name):
@@ -77,7 +94,7 @@ def generator_folder(wildcards):
     if round == 0:
         return model_folder(wildcards.gen)
     return finetuned_folder(
-        wildcards.gen, wildcards.gen, "verified", round - 1, LAST_EPOCH
+        wildcards.gen, wildcards.gen, VERIFIED, round - 1, LAST_EPOCH
     )
 
 
@@ -129,13 +146,13 @@ def eval_epochs():
 
 def eval_tags(student):
     """The study grid: baseline, every generator x variant at round 0, then self-improvement rounds."""
-    tags = ["base"]
+    tags = [BASE]
     for gen in config["generate"]["generators"]:
         for variant in config["dataset"]["variants"]:
-            tags += [f"{gen}-{variant}-r0-epoch{e}" for e in eval_epochs()]
+            tags += [format_tag(gen, variant, 0, e) for e in eval_epochs()]
     if student in SELF_IMPROVERS:
         for round in range(1, config["rounds"]):
-            tags += [f"{student}-verified-r{round}-epoch{e}" for e in eval_epochs()]
+            tags += [format_tag(student, VERIFIED, round, e) for e in eval_epochs()]
     return tags
 
 
@@ -203,7 +220,7 @@ def study_outputs():
 
 def report_table(name, fmt):
     path = f"results/tables/{name}.{fmt}"
-    if fmt != "csv":
+    if fmt != REPORT_TABLE_FORMAT:
         return path
     return report(
         path, caption=f"../report/{name}.rst", category="Tables", labels={"table": name}
@@ -212,7 +229,7 @@ def report_table(name, fmt):
 
 def report_figure(name, fmt):
     path = f"results/figures/{name}.{fmt}"
-    if fmt != "png":
+    if fmt != REPORT_FIGURE_FORMAT:
         return path
     return report(
         path,

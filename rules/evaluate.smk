@@ -20,7 +20,7 @@ rule test_puzzles:
 rule sample_tests:
     input:
         puzzles="resources/p3/test_puzzles.jsonl",
-        prefix=p3("train_prefix.txt"),
+        prefix=p3(P3_PREFIX),
         model=evaluated_folder,
     output:
         "results/eval/{student}/{tag}/shards/solutions.s{shard}.jsonl",
@@ -55,8 +55,8 @@ rule evaluate:
             shard=shards("evaluate"),
         ),
     output:
-        per_puzzle="results/eval/{student}/{tag}/per_puzzle.csv",
-        passk="results/eval/{student}/{tag}/passk.csv",
+        per_puzzle=f"results/eval/{{student}}/{{tag}}/{PER_PUZZLE_CSV}",
+        passk=f"results/eval/{{student}}/{{tag}}/{PASSK_CSV}",
     log:
         "logs/evaluate/{student}/{tag}.log",
     conda:

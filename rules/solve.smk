@@ -4,7 +4,7 @@
 rule solve_puzzles:
     input:
         puzzles="results/data/{gen}/r{round}/puzzles.filtered.jsonl",
-        prefix=p3("train_prefix.txt"),
+        prefix=p3(P3_PREFIX),
         model=generator_input,
     output:
         "results/data/{gen}/r{round}/shards/solutions.s{shard}.jsonl",

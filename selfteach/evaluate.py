@@ -21,13 +21,11 @@ from selfteach.metrics import (
     ks_for,
     pass_at_k,
 )
+from selfteach.terms import PASSK_CSV, PER_PUZZLE_CSV, STATUSES
 
-STATUSES = ("pass", "fail", "wrong_type", "error", "timeout", "resource", "rejected")
 COUNT_COLUMNS = tuple(f"n_{status}" for status in STATUSES)
 PER_PUZZLE_COLUMNS = ("puzzle_id", "attempts", "successes", "first_success", *COUNT_COLUMNS)
 PASSK_COLUMNS = ("k", "pass_at_k", "solved", "paper_pass_at_k", "ci_low", "ci_high")
-PER_PUZZLE_CSV = "per_puzzle.csv"
-PASSK_CSV = "passk.csv"
 
 
 def summarise(puzzle_ids: list[str], samples: list[dict], verdicts: list[dict]) -> pd.DataFrame:

@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from selfteach.io import atomic_path
+from selfteach.terms import P3_PREFIX, P3_PUZZLES, P3_SPLIT, P3_TEST
 
 PUZZLES_COMMIT = "017f488b8f6320b8220cda38e78f2f72a36eab20"
 ICLR_COMMIT = "3ef1e1165b8bce0854c14dd2551962c4d0221199"  # pull request #81, not merged upstream
@@ -19,22 +20,22 @@ RAW_URL = "https://raw.githubusercontent.com/microsoft/PythonProgrammingPuzzles/
 
 # file -> (commit, upstream path, sha256)
 FILES = {
-    "puzzles.json": (
+    P3_PUZZLES: (
         PUZZLES_COMMIT,
         "puzzles/puzzles.json",
         "d3b61141ea0d935c389d602867ba2c154db1854df9ff4402daaa947ad880d8bb",
     ),
-    "split.json": (
+    P3_SPLIT: (
         PUZZLES_COMMIT,
         "puzzles/split.json",
         "1f3d55c30dcb23036a0008763a21fe3da1765879523a33585593f9daa5f2e824",
     ),
-    "test_228.json": (
+    P3_TEST: (
         ICLR_COMMIT,
         "ICLR2023/data/test_228.json",
         "038019dcbb6efb332346c20debd9707b03c048d4fec628ef8dc9056377bad320",
     ),
-    "train_prefix.txt": (
+    P3_PREFIX: (
         ICLR_COMMIT,
         "ICLR2023/data/train_prefix.txt",
         "9c7c59555bc84173ed4a5d57f4a7dabbf08847800745118fe6d326eddbd4c1ed",
@@ -83,11 +84,11 @@ def sol_to_g(header: str, body: str) -> str:
 
 
 def load_instances(p3_dir: str | Path) -> list[dict]:
-    return json.loads((Path(p3_dir) / "puzzles.json").read_text())
+    return json.loads((Path(p3_dir) / P3_PUZZLES).read_text())
 
 
 def load_split(p3_dir: str | Path) -> dict[str, list[str]]:
-    return json.loads((Path(p3_dir) / "split.json").read_text())
+    return json.loads((Path(p3_dir) / P3_SPLIT).read_text())
 
 
 def train_puzzles(p3_dir: str | Path) -> list[dict]:
@@ -101,7 +102,7 @@ def train_puzzles(p3_dir: str | Path) -> list[dict]:
 
 def test_puzzles(p3_dir: str | Path) -> list[dict]:
     """The 228 evaluation puzzles of the paper, as `{"id", "f"}`, in split.json's order."""
-    sats = json.loads((Path(p3_dir) / "test_228.json").read_text())
+    sats = json.loads((Path(p3_dir) / P3_TEST).read_text())
     names = load_split(p3_dir)["test"]
     if len(sats) != len(names):
         raise ValueError(f"{p3_dir}: test_228.json has {len(sats)} puzzles, split.json {len(names)}")
@@ -122,4 +123,4 @@ def reference_pairs(p3_dir: str | Path) -> list[dict]:
 
 
 def train_prefix(p3_dir: str | Path) -> str:
-    return (Path(p3_dir) / "train_prefix.txt").read_text()
+    return (Path(p3_dir) / P3_PREFIX).read_text()

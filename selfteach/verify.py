@@ -25,8 +25,8 @@ from typing import Iterable, Iterator
 
 from selfteach.io import atomic_path
 from selfteach.sandbox import FIX_BWRAP, SCRATCH, Limits, SandboxError, worker_command
+from selfteach.terms import MAX_DETAIL_CHARS, STATUSES
 
-STATUSES = ("pass", "fail", "wrong_type", "error", "timeout", "resource", "rejected")
 IMPORT_POLICIES = ("paper", "any")  # paper: only the paper's import list; any: the sandbox alone
 # How long past the candidate's own limits a worker may stay silent before it is killed from outside
 # (the worker kills its child at the limit itself; this only catches a worker that is stuck).
@@ -36,7 +36,6 @@ WORKER_GRACE_S = 5.0
 STEPS_PER_CANDIDATE = 3
 STARTUP_TIMEOUT_S = 30.0
 MAX_REPLY_BYTES = 1 << 20
-MAX_DETAIL_CHARS = 300
 # Verdicts held back to keep input order, per worker: bounds memory when one candidate is slow.
 WINDOW_PER_WORKER = 256
 READ_CHUNK = 1 << 16
