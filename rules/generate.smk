@@ -27,7 +27,8 @@ rule generate_puzzles:
 
 rule filter_puzzles:
     input:
-        "results/data/{gen}/r{round}/shards/puzzles.s{shard}.jsonl",
+        puzzles="results/data/{gen}/r{round}/shards/puzzles.s{shard}.jsonl",
+        test_puzzles="resources/p3/test_puzzles.jsonl",  # none of them may be kept
     output:
         "results/data/{gen}/r{round}/shards/puzzles.filter.s{shard}.jsonl",
     log:

@@ -14,8 +14,9 @@ with Verifier(
     sandbox=settings["sandbox"],
 ) as verifier:
     filter_file(
-        snakemake.input[0],
+        snakemake.input.puzzles,
         snakemake.output[0],
+        snakemake.input.test_puzzles,
         skip_trivial_rate=snakemake.params.skip_trivial_rate,
         seed=snakemake.params.seed,
         verifier=verifier,

@@ -12,7 +12,8 @@ The paper's filter (ICLR2023/src/gen.py, `good_puzzles`) keeps a puzzle when:
 Each rule is a function `rejects_<what>`; a rejected record's "reason" is the first rule that
 rejected it, without the prefix, checking the cheap syntax rules before the sandboxed runs. Kept
 puzzles that repeat an earlier kept one (normalised syntax tree, see `dedup`) get the reason
-"duplicate".
+"duplicate", and those that repeat a held-out test puzzle get "test_puzzle": a model may have seen P3's
+test puzzles in pre-training and write one back, and training on it would leak the test into the study.
 
 Everything that runs the model's code (the signature check and the trivial answers) runs in the
 verifier's sandbox; the rest reads the syntax tree only.
@@ -300,12 +301,15 @@ def filter_puzzles(
     skip_trivial_rate: float = SKIP_TRIVIAL_RATE,
     seed: int = 0,
     verifier=None,
+    held_out: Iterable[str] = (),
 ) -> list[dict]:
     """Each record {"id", "f", ...} plus "keep" and "reason" (None when kept), in input order.
 
     `verifier` is a running `selfteach.verify.Verifier` (or anything with its `run`); when None, one
-    is started with the paper's limits and closed afterwards.
+    is started with the paper's limits and closed afterwards. `held_out` holds the sources of the
+    test puzzles: a puzzle equal to one of them (normalised syntax tree) is rejected as "test_puzzle".
     """
+    held_out_keys = {dedup.dedup_key(source) for source in held_out}
     if not 0.0 <= skip_trivial_rate <= 1.0:
         raise ValueError(f"skip_trivial_rate must be within [0, 1], not {skip_trivial_rate}")
     out = [dict(record, keep=False, reason=None) for record in records]
@@ -319,8 +323,11 @@ def filter_puzzles(
     for i, puzzle in enumerate(puzzles):
         out[i]["reason"] = _first_rejection(SYNTAX_RULES, puzzle)
         if out[i]["reason"] is None:
-            live.append(i)
             keys[i] = dedup.dedup_key(puzzle.source)
+            if keys[i] in held_out_keys:
+                out[i]["reason"] = "test_puzzle"
+            else:
+                live.append(i)
 
     with nullcontext(verifier) if verifier is not None else _default_verifier() as sandbox:
         probes = _Probes()
@@ -364,14 +371,16 @@ def _first_rejection(rules, subject) -> str | None:
     return None
 
 
-def filter_file(in_path: str | Path, out_path: str | Path, **kwargs) -> dict:
+def filter_file(in_path: str | Path, out_path: str | Path, test_puzzles: str | Path, **kwargs) -> dict:
     """Filter a JSONL of generated puzzles into a JSONL of the same records with keep/reason.
 
+    `test_puzzles` is the JSONL of held-out test puzzles ({"f": ...}) that no kept puzzle may repeat.
     Returns the counts (see `filter_counts`).
     """
     records = read_jsonl(in_path)
+    held_out = [record["f"] for record in read_jsonl(test_puzzles)]
     try:
-        filtered = filter_puzzles(records, **kwargs)
+        filtered = filter_puzzles(records, held_out=held_out, **kwargs)
     except ValueError as err:
         raise ValueError(f"{in_path}: {err}") from None
     write_jsonl(out_path, filtered)

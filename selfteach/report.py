@@ -1,16 +1,16 @@
 """The study's tables and figures (DESIGN.md section 2, the paper's experiments), rebuilt from evaluations.
 
-Each evaluation folder results/eval/<student>/<tag>/ holds a per_puzzle.csv. The report recomputes
-pass@k and its bootstrap interval from it, gathers every evaluation into one long table, and draws each
-table and figure from that table. An output whose data the run lacks (one round, one epoch, no
-fine-tuned model yet) is still written, with a note saying what is missing, so that the workflow's
-declared outputs always exist.
+Each evaluation folder results/eval/<student>/<tag>/ holds a per_puzzle.csv and the passk.csv the
+evaluate step computed from it. The report gathers every passk.csv into one long table and draws each
+table and figure from it. The gain table pairs every fine-tuned model with its base model puzzle by
+puzzle (the per-puzzle files), so its intervals are those of a paired difference, not of two separate
+means. An output whose data the run lacks (one round, one epoch, no fine-tuned model yet) is still
+written, with a note saying what is missing, so that the workflow's declared outputs always exist.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import matplotlib
@@ -21,20 +21,26 @@ import matplotlib.pyplot as plt  # noqa: E402 (after the backend is chosen)
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from selfteach.evaluate import PASSK_COLUMNS, PER_PUZZLE_CSV, passk_table, read_per_puzzle  # noqa: E402
+from selfteach.evaluate import PASSK_COLUMNS, read_per_puzzle  # noqa: E402
 from selfteach.io import atomic_path, write_text  # noqa: E402
-from selfteach.metrics import DEFAULT_LEVEL, DEFAULT_RESAMPLES  # noqa: E402
+from selfteach.metrics import DEFAULT_LEVEL, DEFAULT_RESAMPLES, ks_for, paired_gain, pass_at_k  # noqa: E402
+from selfteach.terms import (  # noqa: E402
+    BASE,
+    DATA_CARD_TABLE,
+    FIGURE_FORMATS,
+    GAIN_FIGURE,
+    GAIN_TABLE,
+    LONG_TABLE,
+    PASSK_CSV,
+    PER_PUZZLE_CSV,
+    TABLE_FORMATS,
+    VARIANTS,
+    parse_tag,
+)
 
-BASE = "base"
-VARIANTS = ("verified", "unverified")
-TAG = re.compile(r"(?P<generator>.+)-(?P<variant>verified|unverified)-r(?P<round>\d+)-epoch(?P<epoch>\d+)")
 KEYS = ("student", "generator", "variant", "round", "epoch")
 LONG_COLUMNS = (*KEYS, "tag", "puzzles", *PASSK_COLUMNS)
-
-LONG_TABLE = "passk_long"  # every evaluation and k; the other tables are views of it
-DATA_CARD_TABLE = "data_card"
-TABLE_FORMATS = ("csv", "md", "tex")
-FIGURE_FORMATS = ("png", "pdf")
+GAIN_COLUMNS = (*KEYS, "k", "puzzles", "base_pass_at_k", "pass_at_k", "gain", "ci_low", "ci_high", "p_value")
 
 PALETTE = "colorblind"
 STYLE = {
@@ -53,35 +59,21 @@ NOTE_STYLE = {"ha": "center", "va": "center", "fontsize": 10, "color": "0.35"}
 # ---------------------------------------------------------------- collect
 
 
-def parse_tag(tag: str) -> dict:
-    """'base' or '<generator>-<variant>-r<round>-epoch<e>' -> generator, variant, round, epoch.
-
-    The base model is variant 'base', trained for epoch 0, in no round and from no generator.
-    """
-    if tag == BASE:
-        return {"generator": pd.NA, "variant": BASE, "round": pd.NA, "epoch": 0}
-    match = TAG.fullmatch(tag)
-    if match is None:
-        raise ValueError(
-            f"evaluation tag {tag!r} is neither 'base' nor '<generator>-<variant>-r<round>-epoch<e>'"
-        )
-    return {**match.groupdict(), "round": int(match["round"]), "epoch": int(match["epoch"])}
+def evaluation_keys(folder: Path) -> dict:
+    """results/eval/<student>/<tag> -> student, generator, variant, round, epoch and the tag itself."""
+    return {"student": folder.parent.name, **parse_tag(folder.name), "tag": folder.name}
 
 
-def collect(
-    eval_dirs,
-    *,
-    resamples: int = DEFAULT_RESAMPLES,
-    level: float = DEFAULT_LEVEL,
-    seed: int = 0,
-) -> pd.DataFrame:
+def collect(eval_dirs) -> pd.DataFrame:
     """One row per (evaluation, k): the folder's student and tag, parsed, with its pass@k table."""
     frames = []
     for folder in map(Path, eval_dirs):
-        per_puzzle = read_per_puzzle(folder / PER_PUZZLE_CSV)
-        table = passk_table(per_puzzle, resamples=resamples, level=level, seed=seed)
-        keys = {"student": folder.parent.name, **parse_tag(folder.name), "tag": folder.name}
-        frames.append(table.assign(**keys, puzzles=len(per_puzzle)))
+        table = pd.read_csv(folder / PASSK_CSV)
+        missing = set(PASSK_COLUMNS) - set(table.columns)
+        if missing:
+            raise ValueError(f"{folder / PASSK_CSV}: missing columns {sorted(missing)}")
+        puzzles = len(read_per_puzzle(folder / PER_PUZZLE_CSV))
+        frames.append(table.assign(**evaluation_keys(folder), puzzles=puzzles))
     if not frames:
         return pd.DataFrame(columns=LONG_COLUMNS)
     long = pd.concat(frames, ignore_index=True)[list(LONG_COLUMNS)]
@@ -89,7 +81,7 @@ def collect(
     if duplicated.any():
         first = long[duplicated].iloc[0]
         raise ValueError(f"evaluation {first['student']}/{first['tag']} is given twice")
-    long = long.astype({"round": "Int64", "epoch": "Int64"})
+    long = long.astype({"generator": object, "round": "Int64", "epoch": "Int64"})
     # per student: the base model first, then per generator verified before unverified, then rounds, epochs
     order = long["variant"].map({BASE: 0, "verified": 1, "unverified": 2})
     sort = ["student", "generator", "_order", "round", "epoch", "k"]
@@ -98,6 +90,84 @@ def collect(
         .sort_values(sort, na_position="first")
         .drop(columns="_order")
         .reset_index(drop=True)
+    )
+
+
+# ---------------------------------------------------------------- gain over the base model
+
+
+def _paired_counts(base: pd.DataFrame, tuned: pd.DataFrame, where: str) -> pd.DataFrame:
+    """The two per-puzzle tables side by side; they must hold the same puzzles with the same attempts."""
+    pairs = base.merge(tuned, on="puzzle_id", how="outer", suffixes=("_base", "_tuned"), indicator=True)
+    unpaired = pairs[pairs["_merge"] != "both"]
+    if len(unpaired):
+        raise ValueError(f"{where}: puzzle {unpaired['puzzle_id'].iloc[0]!r} is evaluated for one model only")
+    unequal = pairs[pairs["attempts_base"] != pairs["attempts_tuned"]]
+    if len(unequal):
+        row = unequal.iloc[0]
+        raise ValueError(
+            f"{where}: puzzle {row['puzzle_id']!r} has {row['attempts_base']} attempts for the base model and "
+            f"{row['attempts_tuned']} for the fine-tuned one; a paired gain needs the same n (evaluate.attempts)"
+        )
+    return pairs
+
+
+def gains(
+    eval_dirs,
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    level: float = DEFAULT_LEVEL,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """One row per (fine-tuned evaluation, k): its pass@k, its base model's, and the paired gain.
+
+    Every k of ks_for(n) is tabulated, n being the attempts per puzzle. A student without a base
+    evaluation has no gain rows. The interval and p-value are paired_gain's, drawn from `seed`.
+    """
+    folders = [Path(folder) for folder in eval_dirs]
+    base_of = {folder.parent.name: folder for folder in folders if folder.name == BASE}
+    rows = []
+    for folder in folders:
+        student = folder.parent.name
+        if folder.name == BASE or student not in base_of:
+            continue
+        base_folder = base_of[student]
+        pairs = _paired_counts(
+            read_per_puzzle(base_folder / PER_PUZZLE_CSV),
+            read_per_puzzle(folder / PER_PUZZLE_CSV),
+            f"{base_folder} vs {folder}",
+        )
+        n = pairs["attempts_base"].astype(int).tolist()
+        keys = {k: v for k, v in evaluation_keys(folder).items() if k in KEYS}
+        for k in ks_for(max(max(n), 1)):
+            base, tuned = (
+                [pass_at_k(a, c, k) for a, c in zip(n, pairs[f"successes_{side}"].astype(int))]
+                for side in ("base", "tuned")
+            )
+            gain = paired_gain(base, tuned, resamples=resamples, level=level, seed=seed)
+            rows.append(
+                {**keys, "k": k, "puzzles": len(pairs), "base_pass_at_k": sum(base) / len(base),
+                 "pass_at_k": sum(tuned) / len(tuned), **gain}
+            )  # fmt: skip
+    table = pd.DataFrame(rows, columns=GAIN_COLUMNS)
+    return table.astype({"generator": object, "round": "Int64", "epoch": "Int64"})
+
+
+def gain_table(gain_rows: pd.DataFrame, level: float = DEFAULT_LEVEL) -> pd.DataFrame:
+    """The gain rows for reading: pass@k, gain and its interval in percentage points, p to 4 digits."""
+    if gain_rows.empty:
+        return pd.DataFrame(columns=[*KEYS, "k"])
+    points = {c: (100 * gain_rows[c].astype(float)).round(2) for c in GAIN_COLUMNS[-6:-1]}
+    return pd.DataFrame(
+        {
+            **{key: gain_rows[key] for key in (*KEYS, "k", "puzzles")},
+            "base pass@k (%)": points["base_pass_at_k"],
+            "pass@k (%)": points["pass_at_k"],
+            "gain (points)": points["gain"],
+            f"{level:.0%} CI low": points["ci_low"],
+            f"{level:.0%} CI high": points["ci_high"],
+            "p (one-sided)": gain_rows["p_value"].round(4),
+        }
     )
 
 
@@ -181,7 +251,7 @@ TABLES = {  # name -> (builder of the long table, note when it has no rows)
     "student_generator": (student_generator, "No fine-tuned model evaluated yet."),
     "rounds": (rounds_table, "No fine-tuned model evaluated yet."),
 }
-TABLE_NAMES = (*TABLES, DATA_CARD_TABLE)
+TABLE_NAMES = (GAIN_TABLE, *TABLES, DATA_CARD_TABLE)
 
 
 def load_card(path: str | Path) -> list[dict]:
@@ -220,44 +290,13 @@ def data_card_table(card_paths) -> pd.DataFrame:
 
 
 def to_markdown(table: pd.DataFrame) -> str:
-    cells = [
-        [str(value).replace("|", r"\|") for value in row] for row in table.astype(object).fillna("").values
-    ]
-    lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + "---|" * len(table.columns)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells]) + "\n"
-
-
-_LATEX_SPECIAL = {c: "\\" + c for c in "&%$#_{}"} | {
-    "~": r"\textasciitilde{}",
-    "^": r"\^{}",
-    "\\": r"\textbackslash{}",
-}
-
-
-def _latex(value) -> str:
-    return "".join(_LATEX_SPECIAL.get(c, c) for c in str(value))
+    """A pipe table (pandas' writer, through tabulate); missing cells stay empty."""
+    return table.astype(object).fillna("").to_markdown(index=False) + "\n"
 
 
 def to_latex(table: pd.DataFrame) -> str:
-    """A booktabs tabular (needs \\usepackage{booktabs}); every cell escaped."""
-
-    def row(values) -> str:
-        return " & ".join(_latex(v) for v in values) + r" \\"
-
-    body = [row(values) for values in table.astype(object).fillna("").values]
-    return (
-        "\n".join(
-            [
-                rf"\begin{{tabular}}{{{'l' * len(table.columns)}}}",
-                r"\toprule",
-                row(table.columns),
-                r"\midrule",
-            ]
-            + body
-            + [r"\bottomrule", r"\end{tabular}"]
-        )
-        + "\n"
-    )
+    """A booktabs tabular (pandas' writer; needs \\usepackage{booktabs}); every cell escaped."""
+    return table.astype(object).fillna("").to_latex(index=False, escape=True)
 
 
 def write_table(table: pd.DataFrame, out_dir: str | Path, name: str, note: str | None = None) -> None:
@@ -274,8 +313,18 @@ def write_table(table: pd.DataFrame, out_dir: str | Path, name: str, note: str |
     write_text(out_dir / f"{name}.tex", latex)
 
 
-def write_tables(long: pd.DataFrame, out_dir: str | Path, card_paths=()) -> None:
+GAIN_NOTE = (
+    "gain: mean over puzzles of the fine-tuned model's pass@k minus its base model's, in percentage points; "
+    "CI: paired bootstrap over puzzles; p: one-sided sign-flip test of no gain."
+)
+
+
+def write_tables(
+    long: pd.DataFrame, gain_rows: pd.DataFrame, out_dir: str | Path, card_paths=(), level: float = DEFAULT_LEVEL
+) -> None:
     write_table(long, out_dir, LONG_TABLE, "No evaluation yet." if long.empty else None)
+    no_gain = "No fine-tuned model evaluated beside its base model yet."
+    write_table(gain_table(gain_rows, level), out_dir, GAIN_TABLE, no_gain if gain_rows.empty else GAIN_NOTE)
     for name, (build, empty_note) in TABLES.items():
         table = build(long)
         note = empty_note if table.empty else None
@@ -480,13 +529,53 @@ def plot_passk_by_epoch(long: pd.DataFrame) -> plt.Figure:
     )
 
 
+def plot_gain(gain_rows: pd.DataFrame) -> plt.Figure:
+    """The gain in pass@k over the base model against k, with its paired CI, per student.
+
+    One line per fine-tuned condition (generator, variant, round) at its last evaluated epoch.
+    """
+    rows = last_epochs(gain_rows) if len(gain_rows) else gain_rows
+    rows = rows.assign(
+        condition=[f"{g} {v} r{r}" for g, v, r in zip(rows["generator"], rows["variant"], rows["round"])],
+        **{c: 100 * rows[c].astype(float) for c in ("gain", "ci_low", "ci_high")},
+    )
+    conditions = list(dict.fromkeys(rows["condition"]))
+    palette = dict(zip(conditions, sns.color_palette(PALETTE, len(conditions))))
+    students = list(dict.fromkeys(rows["student"]))
+    fig, axes = _facets(len(students))
+    for ax, student in zip(axes, students):
+        mine = rows[rows["student"] == student]
+        ax.axhline(0, color="0.4", linestyle=":")
+        for i, (condition, line) in enumerate(mine.groupby("condition", sort=False)):
+            x = line["k"] * 2 ** (DODGE * (i - (len(conditions) - 1) / 2))  # side by side on the log axis
+            ax.errorbar(
+                x,
+                line["gain"],
+                yerr=[line["gain"] - line["ci_low"], line["ci_high"] - line["gain"]],
+                marker="o",
+                capsize=3,
+                color=palette[condition],
+                label=condition,
+            )
+        ks = sorted(mine["k"].unique())
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ks, [str(k) for k in ks])
+        ax.set(title=student, xlabel="k (samples per puzzle)", ylabel="gain in pass@k (points)")
+        ax.legend(title="training data")
+    if not students:
+        _note(axes[0], "No fine-tuned model evaluated beside its base model yet.")
+    _keep_last_legend(axes)
+    _title(fig, "Gain over the base model on the P3 test puzzles (bars: paired 95% bootstrap CI)")
+    return fig
+
+
 FIGURES = {
     "passk_curves": plot_passk_curves,
     "student_generator_heatmap": plot_student_generator_heatmap,
     "passk_by_round": plot_passk_by_round,
     "passk_by_epoch": plot_passk_by_epoch,
 }
-FIGURE_NAMES = tuple(FIGURES)
+FIGURE_NAMES = (GAIN_FIGURE, *FIGURES)
 
 
 def save_figure(fig: plt.Figure, out_dir: str | Path, name: str) -> None:
@@ -498,8 +587,9 @@ def save_figure(fig: plt.Figure, out_dir: str | Path, name: str) -> None:
     plt.close(fig)
 
 
-def write_figures(long: pd.DataFrame, out_dir: str | Path) -> None:
+def write_figures(long: pd.DataFrame, gain_rows: pd.DataFrame, out_dir: str | Path) -> None:
     with plt.rc_context(STYLE):
+        save_figure(plot_gain(gain_rows), out_dir, GAIN_FIGURE)
         for name, plot in FIGURES.items():
             save_figure(plot(long), out_dir, name)
 
@@ -518,7 +608,8 @@ def report_main(
     seed: int = 0,
 ) -> pd.DataFrame:
     """Collect the evaluations, write every table and figure; return the long table."""
-    long = collect(eval_dirs, resamples=resamples, level=level, seed=seed)
-    write_tables(long, tables_dir, card_paths)
-    write_figures(long, figures_dir)
+    long = collect(eval_dirs)
+    gain_rows = gains(eval_dirs, resamples=resamples, level=level, seed=seed)
+    write_tables(long, gain_rows, tables_dir, card_paths, level)
+    write_figures(long, gain_rows, figures_dir)
     return long

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from selfteach.evaluate import passk_table
-from selfteach.metrics import bootstrap_ci, first_success_pass_at_k, ks_for, pass_at_k
+from selfteach.metrics import bootstrap_ci, first_success_pass_at_k, ks_for, paired_gain, pass_at_k
 
 
 def exact(n: int, c: int, k: int) -> Fraction:
@@ -117,3 +117,36 @@ def test_bootstrap_ci_of_constant_values_is_a_point():
 def test_bootstrap_ci_rejects_bad_arguments(values, options):
     with pytest.raises(ValueError):
         bootstrap_ci(values, **options)
+
+
+def test_paired_gain_of_identical_models_is_zero_with_a_ci_around_it():
+    values = np.random.default_rng(1).random(228)
+    gain = paired_gain(values, values, seed=3)
+    assert gain["gain"] == 0 and gain["ci_low"] <= 0 <= gain["ci_high"]
+    assert gain["p_value"] == 1.0  # every sign pattern reaches a zero mean
+
+
+def test_paired_gain_of_a_model_better_on_every_puzzle_lies_above_zero():
+    rng = np.random.default_rng(2)
+    base = rng.random(228) * 0.5
+    gain = paired_gain(base, base + rng.uniform(0.01, 0.2, 228), seed=0)
+    assert 0 < gain["ci_low"] < gain["gain"] < gain["ci_high"]
+    assert gain["p_value"] == 1 / (1000 + 1)  # no random sign pattern reaches it: the smallest p there is
+
+
+def test_paired_gain_pairs_puzzles():
+    """Large spread between puzzles, a small constant gain: only a paired interval sees it."""
+    base = np.linspace(0, 0.9, 100)
+    gain = paired_gain(base, base + 0.05, seed=0)
+    assert gain["ci_low"] == pytest.approx(0.05) and gain["ci_high"] == pytest.approx(0.05)
+    unpaired_low, _ = bootstrap_ci(base + 0.05, seed=0)
+    assert unpaired_low < np.mean(base)  # the two models' own intervals overlap
+
+
+def test_paired_gain_is_seeded():
+    rng = np.random.default_rng(4)
+    base, tuned = rng.random(50), rng.random(50)
+    assert paired_gain(base, tuned, seed=7) == paired_gain(base, tuned, seed=7)
+    assert paired_gain(base, tuned, seed=7) != paired_gain(base, tuned, seed=8)
+    with pytest.raises(ValueError, match="same puzzles"):
+        paired_gain(base, tuned[:-1])

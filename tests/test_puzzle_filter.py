@@ -292,6 +292,7 @@ def test_bad_records_name_the_record():
 def test_filter_file_gather_and_counts(tmp_path, monkeypatch):
     monkeypatch.setattr(pf, "_default_verifier", TrustedVerifier)
     shard0, shard1 = tmp_path / "s0.jsonl", tmp_path / "s1.jsonl"
+    (tmp_path / "none.jsonl").write_text("")  # no held-out puzzles
     shard0.write_text(
         "\n".join(json.dumps(r) for r in [{"id": "a", "f": GOOD}, {"id": "b", "f": "x ="}]) + "\n"
     )
@@ -305,6 +306,8 @@ def test_filter_file_gather_and_counts(tmp_path, monkeypatch):
                 "filter-puzzles",
                 str(shard0),
                 str(tmp_path / "f0.jsonl"),
+                "--test-puzzles",
+                str(tmp_path / "none.jsonl"),
                 "--skip-trivial-rate",
                 "0",
                 "--seed",
@@ -313,7 +316,7 @@ def test_filter_file_gather_and_counts(tmp_path, monkeypatch):
         )
         == 0
     )
-    counts = pf.filter_file(shard1, tmp_path / "f1.jsonl", skip_trivial_rate=0.0)
+    counts = pf.filter_file(shard1, tmp_path / "f1.jsonl", tmp_path / "none.jsonl", skip_trivial_rate=0.0)
     assert counts == {"generated": 1, "kept": 1, "rejected": {}}
     stats = pf.gather_filtered(
         [tmp_path / "f0.jsonl", tmp_path / "f1.jsonl"], tmp_path / "all.jsonl", tmp_path / "stats.json"
@@ -322,7 +325,8 @@ def test_filter_file_gather_and_counts(tmp_path, monkeypatch):
     assert [json.loads(line)["id"] for line in (tmp_path / "all.jsonl").read_text().splitlines()] == ["a"]
     assert json.loads((tmp_path / "stats.json").read_text()) == stats
     (tmp_path / "broken.jsonl").write_text('{"id": "a", "f": 3}\n')
-    assert main(["filter-puzzles", str(tmp_path / "broken.jsonl"), str(tmp_path / "x.jsonl")]) == 2
+    broken = ["filter-puzzles", str(tmp_path / "broken.jsonl"), str(tmp_path / "x.jsonl")]
+    assert main([*broken, "--test-puzzles", str(tmp_path / "none.jsonl")]) == 2
 
 
 @pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
@@ -348,3 +352,20 @@ def test_the_real_sandbox_agrees():
         "refused_code",
         None,
     ]
+
+
+def test_a_test_puzzle_is_never_kept(p3_dir, tmp_path):
+    """A model may write back a P3 test puzzle it saw in pre-training; reformatted or not, it is dropped."""
+    from selfteach.io import write_jsonl
+    from selfteach.p3 import test_puzzles
+
+    tests = test_puzzles(p3_dir)
+    write_jsonl(tmp_path / "test.jsonl", tests)
+    reformatted = tests[5]["f"].replace("def f(", "def f(  ", 1) + "\n# a comment\n"
+    generated = [{"id": "copy", "f": tests[0]["f"]}, {"id": "reformatted", "f": reformatted}, {"id": "own", "f": GOOD}]
+    write_jsonl(tmp_path / "generated.jsonl", generated)
+    counts = pf.filter_file(
+        tmp_path / "generated.jsonl", tmp_path / "out.jsonl", tmp_path / "test.jsonl",
+        skip_trivial_rate=0.0, verifier=TrustedVerifier(),
+    )  # fmt: skip
+    assert counts == {"generated": 3, "kept": 1, "rejected": {"test_puzzle": 2}}

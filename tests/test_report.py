@@ -16,6 +16,7 @@ from selfteach.report import (
     TABLE_FORMATS,
     TABLE_NAMES,
     collect,
+    gains,
     load_card,
     parse_tag,
     report_main,
@@ -42,6 +43,12 @@ CARD = {
     ]
 }
 UNVERIFIED_CARD = {"stages": [{"stage": "generated", "count": 64}, {"stage": "verified", "count": None}]}
+
+
+def markdown_rows(path) -> list[list[str]]:
+    """A Markdown table's rows as lists of stripped cells (the writer pads cells to column width)."""
+    lines = [line for line in path.read_text().splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
 
 
 def per_puzzle(successes: list[int]) -> pd.DataFrame:
@@ -129,8 +136,8 @@ def test_condition_table_holds_last_epochs_with_intervals(study):
     assert verified["epoch"].tolist() == ["2"]  # epoch 1 is not a condition of its own
     assert verified["pass@4"].iloc[0].startswith("75.0 [")
     assert list(table.columns[-3:]) == ["pass@1", "pass@2", "pass@4"]
-    markdown = (root / "tables" / "passk_by_condition.md").read_text()
-    assert "| s2 | gen-a | verified | 0 | 2 | 100.0 [100.0, 100.0]" in markdown
+    rows = markdown_rows(root / "tables" / "passk_by_condition.md")
+    assert ["s2", "gen-a", "verified", "0", "2", "100.0 [100.0, 100.0]"] == rows[-1][:6]
 
 
 def test_grid_and_round_tables(study):
@@ -152,7 +159,7 @@ def test_data_card_table(study, tmp_path):
     assert table["stage"].tolist() == ["generated", "filtered", "verified"]
     assert table["gen-a r0 verified"].tolist() == [64, 20, 7]
     assert table["gen-a r0 unverified"].isna().tolist() == [False, True, True]  # no such stage; no verdicts
-    assert "| verified | 7 |  |" in (root / "tables" / "data_card.md").read_text()
+    assert ["verified", "7", ""] in markdown_rows(root / "tables" / "data_card.md")
     (tmp_path / "card.json").write_text(json.dumps({"stages": [{"stage": "x"}]}))
     with pytest.raises(ValueError, match="card.json"):
         load_card(tmp_path / "card.json")
@@ -179,3 +186,30 @@ def test_collect_rejects_a_twice_given_evaluation(tmp_path):
 def test_latex_cells_are_escaped():
     latex = to_latex(pd.DataFrame({"a_b": ["x & y", "50% #1"]}))
     assert r"a\_b \\" in latex and r"x \& y \\" in latex and r"50\% \#1 \\" in latex
+
+
+def test_gain_table_pairs_each_fine_tuned_model_with_its_base(study):
+    root, _ = study
+    table = pd.read_csv(root / "tables" / "gain.csv")
+    row = table.set_index(["student", "generator", "variant", "round", "epoch", "k"])
+    # s1 base [0, 0, 0, 1] vs [2, 1, 0, 1] successes of 4: pass@1 per puzzle 0.5, 0.25, 0, 0 more
+    assert row.loc[("s1", "gen-a", "verified", 0, 2, 1), "gain (points)"] == 18.75
+    assert row.loc[("s1", "gen-a", "verified", 0, 2, 4), "gain (points)"] == 50.0
+    # s2 goes from nothing to everything: every puzzle gains 100 points, the interval is that point
+    s2 = row.loc[("s2", "gen-a", "verified", 0, 2, 4)]
+    assert (s2["gain (points)"], s2["95% CI low"], s2["95% CI high"]) == (100.0, 100.0, 100.0)
+    assert s2["p (one-sided)"] < 0.1  # all four differences positive: 1/16 of sign patterns reach it
+    assert len(table) == 6 * 3  # six fine-tuned evaluations with a base, k = 1, 2, 4
+    assert "paired bootstrap" in (root / "tables" / "gain.md").read_text()
+    assert list(table.columns[-3:]) == ["95% CI low", "95% CI high", "p (one-sided)"]
+
+
+def test_gain_needs_the_same_puzzles_and_attempts(tmp_path):
+    evals = make_evals(tmp_path / "eval", {"s1/base": [0, 1, 0, 1], "s1/g-verified-r0-epoch1": [1, 1, 0, 1]})
+    table = per_puzzle([1, 1, 0, 1]).assign(attempts=[4, 4, 4, 3])
+    write_evaluation(table, tmp_path / "eval" / "s1" / "g-verified-r0-epoch1")
+    with pytest.raises(ValueError, match="same n"):
+        gains(evals)
+    write_evaluation(per_puzzle([1, 1, 0]), tmp_path / "eval" / "s1" / "g-verified-r0-epoch1")
+    with pytest.raises(ValueError, match="one model only"):
+        gains(evals)

@@ -25,7 +25,12 @@ def test_every_declared_output_is_well_formed(study_dir):
     assert set(long["k"]) == {1, 2}
     for figure in (study_dir / "results" / "figures").glob("*.png"):
         assert figure.read_bytes()[:8] == PNG_MAGIC
-    assert len(list((study_dir / "results" / "figures").glob("*.pdf"))) == 4
+    assert len(list((study_dir / "results" / "figures").glob("*.pdf"))) == 5
+
+    gain = pd.read_csv(tables / "gain.csv")
+    assert len(gain) == 4 * 2  # four fine-tuned evaluations, k = 1 and 2
+    assert (gain["puzzles"] == 228).all()
+    assert (gain["95% CI low"] <= gain["gain (points)"]).all() and (gain["gain (points)"] <= gain["95% CI high"]).all()
 
     for tag in tags:
         per_puzzle = pd.read_csv(study_dir / "results" / "eval" / "tiny" / tag / "per_puzzle.csv")
@@ -102,3 +107,4 @@ def test_html_report_collects_tables_and_figures(study_dir):
     run_snakemake(study_dir, "--report", "results/report.html")
     html = (study_dir / "results" / "report.html").read_text(errors="replace")
     assert "passk_curves.png" in html and "passk_by_condition.csv" in html
+    assert "Gain over the base model" in html and "p (one-sided)" in html  # the opening text holds the table
