@@ -10,6 +10,8 @@ sys.path.insert(
 
 from selfteach import config as study_config
 from selfteach import models as study_models
+from selfteach.finetune_config import study_settings
+from selfteach.p3 import EVAL_SPLITS
 from selfteach.terms import (
     BASE,
     FIGURE_FORMATS,
@@ -54,13 +56,14 @@ if config["rounds"] > 1 and VERIFIED not in config["dataset"]["variants"]:
 # Seconds of work each: run them beside Snakemake rather than queueing them on a cluster.
 localrules:
     fetch_p3,
-    test_puzzles,
+    eval_puzzles,
     gather_puzzles,
     gather_solutions,
     report,
 
 
 wildcard_constraints:
+    split="|".join(EVAL_SPLITS),
     model=r"[A-Za-z0-9_.]+(-[A-Za-z0-9_.]+)*",
     gen=r"[A-Za-z0-9_.]+(-[A-Za-z0-9_.]+)*",
     student=r"[A-Za-z0-9_.]+(-[A-Za-z0-9_.]+)*",
@@ -69,6 +72,11 @@ wildcard_constraints:
     shard=r"\d+",
     epoch=r"\d+",
     tag=TAG_WILDCARD,
+
+
+def eval_puzzles(split):
+    """The puzzles an evaluation samples: the 228 test puzzles, or the validation ones (evaluate.split)."""
+    return f"resources/p3/{split}_puzzles.jsonl"
 
 
 def p3(name):
@@ -203,9 +211,7 @@ def shards(section):
 
 def finetune_settings():
     """The training recipe for selfteach.finetune.FinetuneConfig: the finetune section's own keys."""
-    workflow_keys = {"students", "init", "gpus", "accelerate"}
-    settings = {k: v for k, v in config["finetune"].items() if k not in workflow_keys}
-    return {**settings, "seed": config["seed"]}
+    return study_settings(config)
 
 
 def accelerate_config(wildcards):

@@ -1,25 +1,26 @@
-# Step 7: pass@k of every student, before and after fine-tuning, on the 228 held-out test puzzles.
+# Step 7: pass@k of every student, before and after fine-tuning, on the 228 held-out test puzzles
+# (or, while choosing settings, on the validation puzzles: evaluate.split).
 
 
-rule test_puzzles:
+rule eval_puzzles:
     input:
         unpack(p3_files),
     output:
-        "resources/p3/test_puzzles.jsonl",
+        eval_puzzles("{split}"),
     log:
-        "logs/test_puzzles.log",
+        "logs/eval_puzzles/{split}.log",
     conda:
         "../envs/verify.yaml"
     resources:
         mem_mb=500,
         runtime=5,
     script:
-        "../scripts/test_puzzles.py"
+        "../scripts/eval_puzzles.py"
 
 
 rule sample_tests:
     input:
-        puzzles="resources/p3/test_puzzles.jsonl",
+        puzzles=eval_puzzles(config["evaluate"]["split"]),
         prefix=p3(P3_PREFIX),
         model=evaluated_folder,
     output:
@@ -45,7 +46,7 @@ rule sample_tests:
 
 rule evaluate:
     input:
-        puzzles="resources/p3/test_puzzles.jsonl",
+        puzzles=eval_puzzles(config["evaluate"]["split"]),
         solutions=lambda wildcards: expand(
             "results/eval/{{student}}/{{tag}}/shards/solutions.s{shard}.jsonl",
             shard=shards("evaluate"),

@@ -28,7 +28,7 @@ rule generate_puzzles:
 rule filter_puzzles:
     input:
         puzzles="results/data/{gen}/r{round}/shards/puzzles.s{shard}.jsonl",
-        test_puzzles="resources/p3/test_puzzles.jsonl",  # none of them may be kept
+        held_out=[eval_puzzles(split) for split in EVAL_SPLITS],  # none may be kept
     output:
         "results/data/{gen}/r{round}/shards/puzzles.filter.s{shard}.jsonl",
     log:

@@ -16,7 +16,7 @@ with Verifier(
     filter_file(
         snakemake.input.puzzles,
         snakemake.output[0],
-        snakemake.input.test_puzzles,
+        snakemake.input.held_out,
         skip_trivial_rate=snakemake.params.skip_trivial_rate,
         seed=snakemake.params.seed,
         verifier=verifier,

@@ -109,6 +109,23 @@ def test_puzzles(p3_dir: str | Path) -> list[dict]:
     return [{"id": f"{name}:0", "f": sat_to_f(sat)} for name, sat in zip(names, sats)]
 
 
+def validation_puzzles(p3_dir: str | Path) -> list[dict]:
+    """Instance `:1` of each train problem that has one (122), as `{"id", "f"}`: for choosing settings.
+
+    They are train problems, never test ones, and not the `:0` instances that the generation prompts
+    show, so a study can be tuned on them and evaluated once on the test puzzles.
+    """
+    by_name = {instance["name"]: instance for instance in load_instances(p3_dir)}
+    return [
+        {"id": f"{problem}:1", "f": sat_to_f(by_name[f"{problem}:1"]["sat"])}
+        for problem in load_split(p3_dir)["train"]
+        if f"{problem}:1" in by_name
+    ]
+
+
+EVAL_SPLITS = {"test": test_puzzles, "validation": validation_puzzles}
+
+
 def reference_pairs(p3_dir: str | Path) -> list[dict]:
     """Every instance that has a reference solution, as `{"id", "f", "g"}` (its first solution body)."""
     return [

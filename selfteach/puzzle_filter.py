@@ -371,14 +371,14 @@ def _first_rejection(rules, subject) -> str | None:
     return None
 
 
-def filter_file(in_path: str | Path, out_path: str | Path, test_puzzles: str | Path, **kwargs) -> dict:
+def filter_file(in_path: str | Path, out_path: str | Path, held_out: Iterable[str | Path], **kwargs) -> dict:
     """Filter a JSONL of generated puzzles into a JSONL of the same records with keep/reason.
 
-    `test_puzzles` is the JSONL of held-out test puzzles ({"f": ...}) that no kept puzzle may repeat.
+    `held_out` lists JSONL files of evaluation puzzles ({"f": ...}) that no kept puzzle may repeat.
     Returns the counts (see `filter_counts`).
     """
     records = read_jsonl(in_path)
-    held_out = [record["f"] for record in read_jsonl(test_puzzles)]
+    held_out = [record["f"] for path in held_out for record in read_jsonl(path)]
     try:
         filtered = filter_puzzles(records, held_out=held_out, **kwargs)
     except ValueError as err:

@@ -63,3 +63,15 @@ def test_puzzles_speak_f_and_g(p3_dir):
     pairs = p3.reference_pairs(p3_dir)
     assert len(pairs) == 1661
     assert all(pair["g"].startswith("def g(") for pair in pairs)
+
+
+def test_validation_puzzles_are_train_problems_other_instances(p3_dir):
+    """Settings are chosen on these: never a test problem, never a generation-prompt puzzle."""
+    validation = p3.validation_puzzles(p3_dir)
+    assert len(validation) == 122 and all(v["id"].endswith(":1") for v in validation)
+    problems = {v["id"].rsplit(":", 1)[0] for v in validation}
+    split = p3.load_split(p3_dir)
+    assert problems <= set(split["train"]) and not problems & set(split["test"])
+    prompts = {t["f"] for t in p3.train_puzzles(p3_dir)}
+    assert not prompts & {v["f"] for v in validation}
+    assert p3.EVAL_SPLITS["test"] is p3.test_puzzles

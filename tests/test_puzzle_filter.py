@@ -306,7 +306,7 @@ def test_filter_file_gather_and_counts(tmp_path, monkeypatch):
                 "filter-puzzles",
                 str(shard0),
                 str(tmp_path / "f0.jsonl"),
-                "--test-puzzles",
+                "--held-out",
                 str(tmp_path / "none.jsonl"),
                 "--skip-trivial-rate",
                 "0",
@@ -316,7 +316,7 @@ def test_filter_file_gather_and_counts(tmp_path, monkeypatch):
         )
         == 0
     )
-    counts = pf.filter_file(shard1, tmp_path / "f1.jsonl", tmp_path / "none.jsonl", skip_trivial_rate=0.0)
+    counts = pf.filter_file(shard1, tmp_path / "f1.jsonl", [tmp_path / "none.jsonl"], skip_trivial_rate=0.0)
     assert counts == {"generated": 1, "kept": 1, "rejected": {}}
     stats = pf.gather_filtered(
         [tmp_path / "f0.jsonl", tmp_path / "f1.jsonl"], tmp_path / "all.jsonl", tmp_path / "stats.json"
@@ -326,7 +326,7 @@ def test_filter_file_gather_and_counts(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "stats.json").read_text()) == stats
     (tmp_path / "broken.jsonl").write_text('{"id": "a", "f": 3}\n')
     broken = ["filter-puzzles", str(tmp_path / "broken.jsonl"), str(tmp_path / "x.jsonl")]
-    assert main([*broken, "--test-puzzles", str(tmp_path / "none.jsonl")]) == 2
+    assert main([*broken, "--held-out", str(tmp_path / "none.jsonl")]) == 2
 
 
 @pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
@@ -365,7 +365,7 @@ def test_a_test_puzzle_is_never_kept(p3_dir, tmp_path):
     generated = [{"id": "copy", "f": tests[0]["f"]}, {"id": "reformatted", "f": reformatted}, {"id": "own", "f": GOOD}]
     write_jsonl(tmp_path / "generated.jsonl", generated)
     counts = pf.filter_file(
-        tmp_path / "generated.jsonl", tmp_path / "out.jsonl", tmp_path / "test.jsonl",
+        tmp_path / "generated.jsonl", tmp_path / "out.jsonl", [tmp_path / "test.jsonl"],
         skip_trivial_rate=0.0, verifier=TrustedVerifier(),
     )  # fmt: skip
     assert counts == {"generated": 3, "kept": 1, "rejected": {"test_puzzle": 2}}

@@ -108,3 +108,20 @@ def test_html_report_collects_tables_and_figures(study_dir):
     html = (study_dir / "results" / "report.html").read_text(errors="replace")
     assert "passk_curves.png" in html and "passk_by_condition.csv" in html
     assert "Gain over the base model" in html and "p (one-sided)" in html  # the opening text holds the table
+
+
+def test_no_test_puzzle_reaches_a_fine_tuning_set(study_dir, p3_dir):
+    """Generation prompts use train puzzles only, and the filter drops any puzzle equal to a test one."""
+    from selfteach.dedup import dedup_key
+    from selfteach.io import read_jsonl
+    from selfteach.p3 import test_puzzles, train_puzzles
+
+    held_out = {dedup_key(puzzle["f"]) for puzzle in test_puzzles(p3_dir)}
+    assert not held_out & {dedup_key(puzzle["f"]) for puzzle in train_puzzles(p3_dir)}
+    sets = list((study_dir / "results" / "data").glob("*/r*/*/examples.jsonl"))
+    assert len(sets) == 2  # verified and unverified
+    for path in sets:
+        for example in read_jsonl(path):
+            assert dedup_key(example["f"]) not in held_out, path
+    kept = read_jsonl(study_dir / "results" / "data" / "tiny" / "r0" / "puzzles.filtered.jsonl")
+    assert not held_out & {dedup_key(puzzle["f"]) for puzzle in kept}
