@@ -18,7 +18,7 @@ from pathlib import Path
 
 from selfteach.p3 import reference_pairs
 from selfteach.sandbox import auto_python
-from selfteach.sandbox_worker import shareable
+from selfteach.sandbox_screen import shareable
 from selfteach.verify import Verifier
 
 P3_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "p3"

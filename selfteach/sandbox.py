@@ -1,8 +1,16 @@
-"""The bubblewrap sandbox: which interpreter runs inside, and the command line that starts a worker.
+"""The bubblewrap sandbox: which interpreter runs inside, and how a worker is started in it.
 
-bwrap unshares every namespace (so no network), shows the sandbox only the interpreter's own files
-read-only and a small private tmpfs, and dies with its parent. It sets no resource limits: the worker
-sets them on each child (address space, CPU seconds, processes, file size, open files).
+Layers, each one named here and none trusted to hold alone:
+- namespaces and mounts (bwrap): every namespace unshared (so no network), only the interpreter's own
+  files visible, read-only, and a small private tmpfs; no nested user namespaces (--disable-userns);
+  the worker is the sandbox's pid 1 (--as-pid-1), so no bwrap reaper inside holds the host's pipes;
+- a seccomp filter (bwrap --seccomp), the syscalls of DENIED_SYSCALLS and namespace flags of clone:
+  see `seccomp_filter`;
+- resource limits: the worker sets them on each child (address space, CPU seconds, processes, file
+  size, open files), and the verifier enforces a wall-clock limit from outside.
+Where a layer cannot be had (no bwrap, a bwrap without those options, no libseccomp bindings, a
+worker that does not report itself as a filtered pid 1), starting fails with a SandboxError that says
+what is missing.
 Linux does not enforce RLIMIT_NPROC for root, so when we run as root the sandbox is entered as an
 unprivileged user (setpriv) - and that user must be able to read the interpreter, which rules out a
 pyenv interpreter under /root; hence the interpreter is a parameter.
@@ -28,7 +36,10 @@ SCRATCH_BYTES = 64 << 20
 PROBE_TIMEOUT_S = 60
 PT_INTERP = 3  # ELF program header type naming the dynamic loader
 MAX_SYMLINK_HOPS = 40
-WORKER_SOURCE = Path(__file__).with_name("sandbox_worker.py")
+# The worker's modules, in import order: they run inside the sandbox as a stub `selfteach` package.
+WORKER_MODULES = ("sandbox_screen", "sandbox_steps", "sandbox_lanes", "sandbox_worker")
+# A bwrap without these cannot give the guarantees above (0.8.0, Debian 12's, has them all).
+BWRAP_OPTIONS = ("--as-pid-1", "--disable-userns", "--seccomp")
 # -P: no script folder on sys.path; -s -S: no site packages; -B: write no bytecode.
 PYTHON_FLAGS = ("-P", "-s", "-S", "-B")
 FIX_BWRAP = (
@@ -37,6 +48,66 @@ FIX_BWRAP = (
     "kernel.apparmor_restrict_unprivileged_userns=0); or run unsandboxed with --no-sandbox, which "
     "lets model-written code touch this machine"
 )
+# Debian's interpreter, where python3-seccomp puts libseccomp's bindings (the venv cannot import them).
+SECCOMP_BUILDER = SYSTEM_PYTHON
+FIX_SECCOMP = (
+    "install libseccomp's Python bindings (apt-get install python3-seccomp); or run unsandboxed with "
+    "--no-sandbox, which lets model-written code touch this machine"
+)
+
+# What the sandbox may not ask of the kernel (EPERM), whatever the candidate imports: other processes'
+# memory and descriptors, namespaces and mounts, kernel subsystems that run programs of their own or
+# share state across processes, memory that RLIMIT_AS does not count, IPC objects that outlive the
+# process that made them, and the machine itself (those need capabilities the sandbox lacks anyway).
+DENIED_SYSCALLS = (
+    "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd", "kcmp", "process_madvise",
+    "unshare", "setns", "mount", "umount2", "pivot_root", "chroot", "open_tree", "move_mount",
+    "fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr",
+    "bpf", "io_uring_setup", "io_uring_enter", "io_uring_register", "perf_event_open", "userfaultfd",
+    "keyctl", "add_key", "request_key", "fanotify_init", "name_to_handle_at", "open_by_handle_at",
+    "memfd_create", "memfd_secret", "shmget", "shmat", "shmctl", "msgget", "msgsnd", "msgrcv", "msgctl",
+    "semget", "semop", "semtimedop", "semctl", "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive",
+    "mq_notify", "mq_getsetattr",
+    "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module", "reboot", "swapon",
+    "swapoff", "acct", "quotactl", "syslog",
+)  # fmt: skip
+# clone3 passes its flags in memory, which a filter cannot read: ENOSYS makes glibc fall back to clone.
+ABSENT_SYSCALLS = ("clone3",)
+# clone with any of these flags (a new namespace) is denied; plain forks and threads are not.
+CLONE_NAMESPACE_FLAGS = {
+    "CLONE_NEWNS": 0x00020000, "CLONE_NEWCGROUP": 0x02000000, "CLONE_NEWUTS": 0x04000000,
+    "CLONE_NEWIPC": 0x08000000, "CLONE_NEWUSER": 0x10000000, "CLONE_NEWPID": 0x20000000,
+    "CLONE_NEWNET": 0x40000000,
+}  # fmt: skip
+# Run by SECCOMP_BUILDER: the policy above as a BPF program on stdout. libseccomp adds the checks a
+# hand-written program gets wrong: the architecture (other ABIs, i386 or x32 calls, are killed) and
+# each syscall's number on it.
+BUILD_FILTER = r"""
+import errno, json, seccomp, sys
+policy = json.loads(sys.argv[1])
+rules = seccomp.SyscallFilter(seccomp.ALLOW)
+for name in policy["denied"]:
+    rules.add_rule(seccomp.ERRNO(errno.EPERM), name)
+for name in policy["absent"]:
+    rules.add_rule(seccomp.ERRNO(errno.ENOSYS), name)
+for flag in policy["clone_flags"]:
+    rules.add_rule(seccomp.ERRNO(errno.EPERM), "clone", seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag))
+rules.export_bpf(sys.stdout)
+"""
+# Run by the sandbox interpreter: makes the worker's modules a stub `selfteach` package (the real one
+# is not visible in the sandbox) and starts the worker. {modules}: (name, source) pairs.
+BOOTSTRAP = """
+import sys, types
+package = types.ModuleType("selfteach")
+package.__path__ = []
+sys.modules["selfteach"] = package
+for name, source in {modules!r}:
+    module = types.ModuleType("selfteach." + name)
+    sys.modules[module.__name__] = module
+    setattr(package, name, module)
+    exec(compile(source, "selfteach/" + name + ".py", "exec"), vars(module))
+module.main()
+"""
 
 # Run by the candidate interpreter as the sandbox user: prove it can start, and list the files it
 # maps once every compiled standard module is loaded (those folders are what the sandbox shows).
@@ -109,10 +180,52 @@ def privilege_drop() -> list[str]:
 
 
 def bwrap_path() -> str:
+    """bwrap's path, once it is known to have every option the sandbox needs."""
     path = shutil.which("bwrap")
     if path is None:
         raise SandboxError(f"bwrap (bubblewrap) was not found on PATH: {FIX_BWRAP}")
+    missing = missing_bwrap_options(path)
+    if missing:
+        raise SandboxError(
+            f"{path} lacks {', '.join(missing)}, which the sandbox needs: install bubblewrap 0.8 or newer, "
+            "or run unsandboxed with --no-sandbox, which lets model-written code touch this machine"
+        )
     return path
+
+
+@functools.lru_cache(maxsize=None)
+def missing_bwrap_options(bwrap: str) -> list[str]:
+    try:
+        done = subprocess.run([bwrap, "--help"], capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise SandboxError(f"cannot run {bwrap} --help: {err}") from None
+    return [option for option in BWRAP_OPTIONS if option not in done.stdout + done.stderr]
+
+
+@functools.lru_cache(maxsize=None)
+def seccomp_filter(builder: str = SECCOMP_BUILDER) -> bytes:
+    """The sandbox's seccomp filter as a BPF program for bwrap --seccomp, built by libseccomp's Python
+    bindings in `builder` (they are a Debian package, python3-seccomp, for Debian's interpreter):
+    libseccomp rather than a hand-assembled program, for its per-architecture syscall tables and
+    architecture checks. Raises SandboxError where it cannot be built: the sandbox never runs without."""
+    policy = {
+        "denied": DENIED_SYSCALLS,
+        "absent": ABSENT_SYSCALLS,
+        "clone_flags": sorted(CLONE_NAMESPACE_FLAGS.values()),
+    }
+    try:
+        done = subprocess.run(
+            [builder, "-I", "-c", BUILD_FILTER, json.dumps(policy)],
+            capture_output=True,
+            timeout=PROBE_TIMEOUT_S,
+            cwd="/",
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise SandboxError(f"cannot build the sandbox's seccomp filter with {builder} ({err}): {FIX_SECCOMP}") from None
+    if done.returncode != 0 or not done.stdout:
+        reason = (done.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
+        raise SandboxError(f"cannot build the sandbox's seccomp filter with {builder} ({reason}): {FIX_SECCOMP}")
+    return done.stdout
 
 
 def auto_python(sandboxed: bool) -> str:
@@ -205,9 +318,10 @@ def root_symlinks() -> list[str]:
     return [entry.path for entry in os.scandir("/") if entry.is_symlink()]
 
 
-def bwrap_args(interpreter: Interpreter) -> list[str]:
-    args = [bwrap_path(), "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session"]
-    args += ["--hostname", "sandbox", "--clearenv", "--setenv", "PYTHONHASHSEED", "0"]
+def bwrap_args(bwrap: str, interpreter: Interpreter) -> list[str]:
+    """bwrap's options, all but --seccomp (its descriptor is new for every worker)."""
+    args = [bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--as-pid-1", "--die-with-parent"]
+    args += ["--new-session", "--hostname", "sandbox", "--clearenv", "--setenv", "PYTHONHASHSEED", "0"]
     links = {link: target for target, link in symlinks_on_the_way(interpreter.loader or "/")}
     links.update((path, os.readlink(path)) for path in root_symlinks())
     for link in sorted(links, key=lambda path: path.count("/")):  # parents before children
@@ -217,19 +331,53 @@ def bwrap_args(interpreter: Interpreter) -> list[str]:
     args += ["--ro-bind", interpreter.executable, interpreter.executable]
     args += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev"]
     args += ["--size", str(SCRATCH_BYTES), "--tmpfs", SCRATCH, "--chdir", SCRATCH]
-    args += ["--remount-ro", "/", "--"]
+    args += ["--remount-ro", "/"]
     return args
 
 
-def worker_command(config: dict, python: str = "auto", sandboxed: bool = True) -> list[str]:
-    """The command line of one worker; `config` goes to the worker (timeout, imports, limits...)."""
-    if python == "auto":
-        python = auto_python(sandboxed)
-    source = WORKER_SOURCE.read_text()
-    if not sandboxed:
-        return [python, *PYTHON_FLAGS, "-c", source, json.dumps(config)]
-    bwrap_path()  # say what is missing before probing anything
-    prefix = privilege_drop()
-    interpreter = probe_interpreter(python, tuple(prefix))
-    return [*prefix, *bwrap_args(interpreter), interpreter.executable, *PYTHON_FLAGS, "-c", source,
-            json.dumps(config)]
+def bootstrap() -> str:
+    """The program a worker's interpreter runs: the worker's modules, loaded without the package."""
+    folder = Path(__file__).parent
+    modules = tuple((name, (folder / f"{name}.py").read_text()) for name in WORKER_MODULES)
+    return BOOTSTRAP.format(modules=modules)
+
+
+class Launcher:
+    """Starts workers that run `config` (timeout, imports, limits...): in the sandbox, every layer of it
+    present, or, unsandboxed, a bare interpreter."""
+
+    def __init__(self, config: dict, python: str = "auto", sandboxed: bool = True):
+        if python == "auto":
+            python = auto_python(sandboxed)
+        self.sandboxed = sandboxed
+        if not sandboxed:
+            self.bwrap, self.filter = [], None
+            self.program = [python, *PYTHON_FLAGS, "-c", bootstrap(), json.dumps(config)]
+            return
+        bwrap = bwrap_path()  # say what is missing before probing anything
+        prefix = privilege_drop()
+        interpreter = probe_interpreter(python, tuple(prefix))
+        self.filter = seccomp_filter()
+        self.bwrap = [*prefix, *bwrap_args(bwrap, interpreter)]
+        self.program = [interpreter.executable, *PYTHON_FLAGS, "-c", bootstrap(), json.dumps(config)]
+
+    def popen(self, **kwargs) -> subprocess.Popen:
+        """Start one worker (subprocess.Popen's keyword arguments); bwrap reads the filter from a pipe."""
+        if not self.sandboxed:
+            return subprocess.Popen(self.program, **kwargs)
+        read_fd, write_fd = os.pipe()
+        try:
+            with open(write_fd, "wb") as pipe:
+                pipe.write(self.filter)  # at most 32 KiB (4,096 instructions): the pipe holds it all
+            command = [*self.bwrap, "--seccomp", str(read_fd), "--", *self.program]
+            return subprocess.Popen(command, pass_fds=(read_fd,), **kwargs)
+        finally:
+            os.close(read_fd)
+
+    def check_ready(self, ready: dict) -> None:
+        """Refuse a sandboxed worker that is not the sandbox's pid 1 under a seccomp filter."""
+        if self.sandboxed and (ready.get("pid"), ready.get("seccomp")) != (1, 2):
+            raise SandboxError(
+                f"the sandbox worker runs as pid {ready.get('pid')} with seccomp mode {ready.get('seccomp')}, "
+                "not as pid 1 under a filter (mode 2): this bwrap or kernel cannot give the sandbox's guarantees"
+            )

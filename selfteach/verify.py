@@ -4,6 +4,9 @@ Candidates are model-written code, so they run inside bubblewrap sandboxes (self
 long-lived workers (selfteach.sandbox_worker) that run each candidate step in a limited child. This
 module owns the pool of workers: it feeds them candidates, enforces a wall-clock limit from outside,
 replaces a worker that dies or hangs (its candidate still gets a verdict), and keeps input order.
+Every request carries a fresh random token, and a verdict is taken only from a reply that carries it,
+with nothing before or after it: any other byte from a worker means something else wrote to its
+pipe, so the worker is killed and replaced and its candidate gets `error` (never a shifted verdict).
 
 A verdict is {"id", "ok", "status", "seconds"} plus "detail" for some statuses; `ok` is true exactly
 when the status is "pass".
@@ -13,8 +16,10 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import select
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -24,7 +29,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from selfteach.io import atomic_path
-from selfteach.sandbox import FIX_BWRAP, SCRATCH, Limits, SandboxError, worker_command
+from selfteach.sandbox import FIX_BWRAP, SCRATCH, Launcher, Limits, SandboxError
 from selfteach.terms import MAX_DETAIL_CHARS, STATUSES
 
 IMPORT_POLICIES = ("paper", "any")  # paper: only the paper's import list; any: the sandbox alone
@@ -39,6 +44,18 @@ MAX_REPLY_BYTES = 1 << 20
 # Verdicts held back to keep input order, per worker: bounds memory when one candidate is slow.
 WINDOW_PER_WORKER = 256
 READ_CHUNK = 1 << 16
+TOKEN_BYTES = 16  # sent as 32 hex digits (sandbox_worker.TOKEN_CHARS)
+REQUEST_HEADER = struct.Struct("<Q")  # the length of a request's JSON, before its token
+# Why a worker gave no verdict -> (the candidate's status, what its detail says)
+LOST = {
+    "late": ("timeout", "the sandbox worker hung and was killed"),
+    "ended": ("error", "the sandbox worker died"),
+    "forged": (
+        "error",
+        "the sandbox worker's reply channel carried bytes that are not its reply to this request (a forged "
+        "verdict?): the worker was killed and replaced",
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -79,10 +96,9 @@ def make_verdict(id_: str, status: str, seconds: float, detail: str | None = Non
 class _Worker:
     """One sandboxed worker process and the candidate it holds."""
 
-    def __init__(self, command: list[str], env: dict, cwd: str):
+    def __init__(self, launcher: Launcher, env: dict, cwd: str):
         self.stderr = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(
-            command,
+        self.proc = launcher.popen(
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.stderr,
@@ -93,39 +109,63 @@ class _Worker:
         )
         self.fd = self.proc.stdout.fileno()
         self.buffer = bytearray()
+        self.token = b""  # of the request in hand
         self.job: tuple[int, str, float] | None = None  # (index, id, sent at)
 
-    def wait_ready(self, timeout: float) -> None:
-        reply = self.read_reply(time.monotonic() + timeout)
+    def wait_ready(self, timeout: float, launcher: Launcher) -> None:
+        reply = self.read_reply(time.monotonic() + timeout) if self.request({"hello": True}) else None
         if not (isinstance(reply, dict) and reply.get("ready")):
             self.kill()
             raise SandboxError(f"the sandbox worker did not start ({self.last_words()}): {FIX_BWRAP}")
+        try:
+            launcher.check_ready(reply)
+        except SandboxError:
+            self.kill()
+            raise
 
     def send(self, index: int, record: dict) -> bool:
         self.job = (index, record["id"], time.monotonic())
-        line = json.dumps({"f": record["f"], "g": record["g"]}).encode() + b"\n"
+        return self.request({"f": record["f"], "g": record["g"]})
+
+    def request(self, message: dict) -> bool:
+        """Send `message` under a fresh token; False when the worker cannot take it."""
+        self.token = secrets.token_hex(TOKEN_BYTES).encode()
+        body = json.dumps(message).encode()
         try:
-            self.proc.stdin.write(line)
+            self.proc.stdin.write(REQUEST_HEADER.pack(len(body)) + self.token + body)
             return True
         except (BrokenPipeError, OSError):
             return False
 
-    def read_reply(self, deadline: float) -> dict | None:
-        """The next reply line, or None when the worker closed, sent garbage or passed the deadline."""
+    def spoken_out_of_turn(self) -> bool:
+        """Whether the idle worker's pipe holds bytes (or its end): nothing may come before a request."""
+        return bool(self.buffer) or bool(select.select([self.fd], [], [], 0)[0])
+
+    def read_reply(self, deadline: float) -> dict | str:
+        """The reply to the request in hand, or why there is none: "late", "ended" (the worker closed its
+        pipe) or "forged" (anything but one line that starts with the token, a JSON object after it)."""
+        prefix = self.token + b" "
         while b"\n" not in self.buffer:
+            if not prefix.startswith(bytes(self.buffer[: len(prefix)])):
+                return "forged"
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not select.select([self.fd], [], [], remaining)[0]:
-                return None
+                return "late"
             chunk = os.read(self.fd, READ_CHUNK)
-            if not chunk or len(self.buffer) > MAX_REPLY_BYTES:
-                return None
+            if not chunk:
+                return "ended"
             self.buffer += chunk
+            if len(self.buffer) > MAX_REPLY_BYTES:
+                return "forged"
         line, _, rest = bytes(self.buffer).partition(b"\n")
-        self.buffer = bytearray(rest)
+        if rest or not line.startswith(prefix):
+            return "forged"
+        self.buffer.clear()
         try:
-            return json.loads(line)
+            reply = json.loads(line[len(prefix) :])
         except ValueError:
-            return None
+            return "forged"
+        return reply if isinstance(reply, dict) else "forged"
 
     def kill(self) -> None:
         try:
@@ -173,7 +213,7 @@ class Verifier:
         self.python, self.sandbox, self.limits, self.grace = python, sandbox, limits, grace
         self.lanes = lanes  # screened steps share long-lived children; False: a fresh child per step
         self._workers: list[_Worker] = []
-        self._command: list[str] = []
+        self._launcher: Launcher | None = None
         self._scratch: str | None = None
 
     def __enter__(self) -> Verifier:
@@ -203,13 +243,13 @@ class Verifier:
             "scratch": scratch,
             "lanes": self.lanes,
         }
-        self._command = worker_command(config, self.python, self.sandbox)
+        self._launcher = Launcher(config, self.python, self.sandbox)
         self._workers = [self._spawn() for _ in range(self.n_workers)]
 
     def _spawn(self) -> _Worker:
         cwd = "/" if self.sandbox else self._scratch
-        worker = _Worker(self._command, {"PYTHONHASHSEED": "0"}, cwd)
-        worker.wait_ready(STARTUP_TIMEOUT_S)
+        worker = _Worker(self._launcher, {"PYTHONHASHSEED": "0"}, cwd)
+        worker.wait_ready(STARTUP_TIMEOUT_S, self._launcher)
         return worker
 
     def _replace(self, worker: _Worker) -> _Worker:
@@ -252,10 +292,12 @@ class Verifier:
                         done[index] = make_verdict(record_id(record, index), "error", 0.0, problem)
                         continue
                     worker = idle.pop()
+                    if worker.spoken_out_of_turn():  # no candidate is in hand: replace it before one is
+                        worker = self._replace(worker)
                     if worker.send(index, record):
                         busy[worker.fd] = worker
                     else:
-                        idle.append(self._lost(worker, "error", done))
+                        idle.append(self._lost(worker, "ended", done))
                 while next_out in done:
                     yield done.pop(next_out)
                     next_out += 1
@@ -289,22 +331,23 @@ class Verifier:
         index, id_, sent = worker.job
         deadline = sent + self._worker_limit()
         reply = worker.read_reply(deadline)  # it has started replying, or it is overdue
-        if not (
-            isinstance(reply, dict)
-            and reply.get("status") in STATUSES
-            and isinstance(reply.get("seconds"), (int, float))
-        ):
-            return self._lost(worker, "timeout" if time.monotonic() >= deadline else "error", done)
+        if isinstance(reply, str):
+            return self._lost(worker, reply, done)
+        if not (reply.get("status") in STATUSES and isinstance(reply.get("seconds"), (int, float))):
+            return self._lost(worker, "forged", done)
         done[index] = make_verdict(id_, reply["status"], reply["seconds"], reply.get("detail"))
         worker.job = None
         return worker
 
-    def _lost(self, worker: _Worker, status: str, done: dict) -> _Worker:
-        """The worker died or hung holding a candidate: that candidate gets `status`, the worker is replaced."""
+    def _lost(self, worker: _Worker, why: str, done: dict) -> _Worker:
+        """The worker hung, died or was found compromised (`why`, a key of LOST) holding a candidate:
+        that candidate gets LOST's status, the worker is replaced."""
         index, id_, sent = worker.job
         worker.kill()
-        how = "hung and was killed" if status == "timeout" else f"died ({worker.last_words()})"
-        done[index] = make_verdict(id_, status, time.monotonic() - sent, f"the sandbox worker {how}")
+        status, detail = LOST[why]
+        if why == "ended":
+            detail += f" ({worker.last_words()})"
+        done[index] = make_verdict(id_, status, time.monotonic() - sent, detail)
         return self._replace(worker)
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from selfteach import cli, sandbox
 from selfteach.p3 import reference_pairs
-from selfteach.sandbox_worker import shareable
+from selfteach.sandbox_screen import shareable
 from selfteach.verify import STATUSES, Verifier, verify_file, verify_records
 
 F_INT = "def f(x: int, n=3):\n    return x == n\n"
