@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from selfteach.finetune import FinetuneConfig, launch_command, train
+from selfteach.cli import launch_command
+from selfteach.finetune import FinetuneConfig, train
 from selfteach.io import atomic_path
 from selfteach.logs import to_file
 

@@ -1,12 +1,15 @@
 """The study's config: validated against the JSON schema, defaults filled in, errors in one line.
 
-The workflow calls `validate` when it loads, so a mistyped key fails before any job starts.
+The workflow calls `validate` when it loads, so a mistyped key fails before any job starts. The schema
+is the one source of every default: the fine-tuning recipe, the command line and the sampling backends
+read theirs through `defaults`, so the workflow and a command behave the same.
 """
 
 from __future__ import annotations
 
 import copy
 import difflib
+import functools
 from importlib import resources
 from pathlib import Path
 
@@ -16,8 +19,20 @@ import yaml
 SCHEMA_FILE = "config.schema.yaml"
 
 
+@functools.cache
+def _schema_text() -> str:
+    return resources.files("selfteach.schemas").joinpath(SCHEMA_FILE).read_text()
+
+
 def schema() -> dict:
-    return yaml.safe_load(resources.files("selfteach.schemas").joinpath(SCHEMA_FILE).read_text())
+    return yaml.safe_load(_schema_text())
+
+
+def defaults(section: str | None = None) -> dict:
+    """The schema's default of every key, of the whole study or of one section (e.g. "finetune")."""
+    filled = {}
+    _fill_defaults(filled, schema())
+    return filled if section is None else filled[section]
 
 
 def _fill_defaults(config: dict, node: dict) -> None:

@@ -16,20 +16,15 @@ Two folders per run, on purpose:
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import csv
 import dataclasses
 import hashlib
 import json
-import logging
 import math
 import os
 import re
 import shutil
-import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -41,6 +36,7 @@ from accelerate.utils import parse_flag_from_env, set_seed
 from transformers import AutoModelForCausalLM, AutoTokenizer, get_scheduler
 
 from selfteach.dataset import ASSERTION
+from selfteach.finetune_config import SCHEDULES, FinetuneConfig
 from selfteach.io import atomic_path, write_json
 
 logger = get_logger(__name__)
@@ -54,60 +50,8 @@ PROGRESS_FILE = "progress.json"  # written last into a checkpoint: its presence 
 CHECKPOINT_PREFIX = "step-"
 EPOCH_MODELS = "epoch-models"  # inside checkpoint_dir: each finished epoch's model, the source of out_dirs
 RUN_CONFIG_FILE = "finetune.json"  # the training config and position, saved beside each epoch's weights
-# Our schedule names -> transformers' names; every schedule starts with `warmup_steps` of linear warm-up.
-SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
-MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
 # Changing these does not change the trained weights, so a checkpoint made under other values still fits.
 NOT_IN_FINGERPRINT = ("log_every", "save_every_steps")
-
-
-@dataclass
-class FinetuneConfig:
-    """The training recipe; the defaults are the paper's (lr 5e-6, 10 warm-up steps, batch 4, 1024 tokens)."""
-
-    epochs: int = 1
-    lr: float = 5e-6
-    warmup_steps: int = 10
-    schedule: str = "linear"  # "linear" | "cosine" | "constant", each after the warm-up
-    block_size: int = 1024  # tokens per packed training sequence
-    batch_size: int = 4  # blocks per device per micro-step
-    grad_accum: int = 1  # micro-steps per optimizer step
-    max_grad_norm: float = 1.0
-    weight_decay: float = 0.0  # applied to matrices only, never to norms or biases
-    gradient_checkpointing: bool = False  # trade compute for memory on large models
-    mixed_precision: str = "auto"  # "auto": bf16 on a CUDA GPU that has it, else fp16; fp32 ("no") on CPU
-    seed: int = 0
-    log_every: int = 10  # optimizer steps per CSV row
-    save_every_steps: int = 500  # optimizer steps per resumable checkpoint (one is also kept per epoch)
-
-    def __post_init__(self):
-        for field in dataclasses.fields(self):
-            value, kind = getattr(self, field.name), type(field.default)
-            if kind is float and type(value) is int:
-                setattr(self, field.name, float(value))
-            elif type(value) is not kind:  # e.g. YAML reads "5e-6" as a string
-                raise ValueError(f"finetune {field.name}: expected {kind.__name__}, got {value!r}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"finetune schedule {self.schedule!r}: expected one of {sorted(SCHEDULES)}")
-        if self.mixed_precision not in MIXED_PRECISION:
-            raise ValueError(
-                f"finetune mixed_precision {self.mixed_precision!r}: expected one of {MIXED_PRECISION}"
-            )
-        for name in ("epochs", "block_size", "batch_size", "grad_accum", "log_every", "save_every_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"finetune {name} must be at least 1, got {getattr(self, name)}")
-        for name in ("lr", "warmup_steps", "max_grad_norm", "weight_decay"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"finetune {name} must not be negative, got {getattr(self, name)}")
-
-    @classmethod
-    def from_dict(cls, values: dict) -> FinetuneConfig:
-        """Build from a mapping (a config section, a JSON object); an unknown key is an error naming it."""
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"finetune config: unknown key(s) {unknown}; known keys: {sorted(known)}")
-        return cls(**values)
 
 
 # --- data: examples -> token ids -> packed blocks ---------------------------------------------------------
@@ -185,22 +129,7 @@ class EpochShuffle(torch.utils.data.Sampler):
         return iter(np.random.default_rng([self.seed, self.epoch]).permutation(self.size).tolist())
 
 
-# --- folders: atomic saves, checkpoints, publishing epochs -------------------------------------------------
-
-
-@contextlib.contextmanager
-def atomic_dir(path: Path) -> Iterator[Path]:
-    """Yield a temporary folder beside `path`; it replaces `path` only when the block succeeds, so a
-    half-saved model or checkpoint never looks finished."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        yield tmp
-        shutil.rmtree(path, ignore_errors=True)
-        os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+# --- folders: checkpoints, publishing epochs -------------------------------------------------
 
 
 def _link_or_copy(src: str, dst: str) -> None:
@@ -214,7 +143,7 @@ def publish(src: Path, dst: Path, link: bool) -> None:
     """Make `dst` a complete copy of the model folder `src`, of hard links where `link` and possible.
 
     Link only files that nobody rewrites in place: ours are always written anew and renamed."""
-    with atomic_dir(dst) as tmp:
+    with atomic_path(dst, folder=True) as tmp:
         shutil.copytree(src, tmp, copy_function=_link_or_copy if link else shutil.copy2, dirs_exist_ok=True)
 
 
@@ -276,7 +205,7 @@ def save_epoch_model(accelerator: Accelerator, model, tokenizer, folder: Path, r
     """`save_pretrained` + tokenizer + the run's config; under FSDP every process helps gather the weights."""
     state_dict = accelerator.get_state_dict(model)
     if accelerator.is_main_process:
-        with atomic_dir(folder) as tmp:
+        with atomic_path(folder, folder=True) as tmp:
             accelerator.unwrap_model(model).save_pretrained(tmp, state_dict=state_dict)
             tokenizer.save_pretrained(tmp)
             write_json(tmp / RUN_CONFIG_FILE, run_config)
@@ -536,56 +465,3 @@ def _copy_base_model(model_path: Path, train_text, out_dirs: list[Path], log_csv
         "tokens": 0,
         "out_dirs": [str(d) for d in out_dirs],
     }
-
-
-# --- the command line (`selfteach finetune`; the flags are defined in selfteach/cli.py) ---------------------
-
-
-def _json_object(value: str) -> dict:
-    """`--config-json`: an inline JSON object, or the path of a file holding one."""
-    source = value if value.lstrip().startswith("{") else Path(value).read_text()
-    try:
-        values = json.loads(source)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"--config-json {value!r}: not valid JSON ({err.msg})") from None
-    if not isinstance(values, dict):
-        raise ValueError(f"--config-json {value!r}: expected a JSON object")
-    return values
-
-
-def run_command(args: argparse.Namespace) -> int:
-    """Config = --config-json, overridden by single-field flags (--lr, --epochs, ...); prints the summary."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    values = _json_object(args.config_json) if args.config_json else {}
-    for field in dataclasses.fields(FinetuneConfig):
-        if getattr(args, field.name, None) is not None:
-            values[field.name] = getattr(args, field.name)
-    config = FinetuneConfig.from_dict(values)
-    out_dirs = [Path(args.out_root) / f"epoch{epoch}" for epoch in range(1, config.epochs + 1)]
-    summary = train(config, args.model, args.train, out_dirs, args.checkpoint_dir, args.log_csv)
-    if PartialState().is_main_process:
-        print(json.dumps(summary))
-        if args.summary:
-            write_json(args.summary, summary)
-    return 0
-
-
-def launch_command(
-    accelerate_config: str | os.PathLike,
-    num_processes: int,
-    model: str | os.PathLike,
-    train_text: str | os.PathLike,
-    out_root: str | os.PathLike,
-    checkpoint_dir: str | os.PathLike,
-    log_csv: str | os.PathLike,
-    config: dict,
-) -> list[str]:
-    """`accelerate launch` of `selfteach finetune` on several devices. Our flags must not be prefixes of
-    accelerate's own (argparse would take `--log` for its `--log_dir`); a test parses this with its parser."""
-    return [
-        sys.executable, "-m", "accelerate.commands.launch",
-        "--config_file", str(accelerate_config), "--num_processes", str(num_processes),
-        "-m", "selfteach", "finetune",
-        "--model", str(model), "--train", str(train_text), "--out-root", str(out_root),
-        "--checkpoint-dir", str(checkpoint_dir), "--log-csv", str(log_csv), "--config-json", json.dumps(config),
-    ]  # fmt: skip

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -19,19 +20,30 @@ os.umask(_UMASK)
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+def atomic_path(path: str | os.PathLike, *, folder: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside `path` (an empty folder when `folder`); it replaces `path` only if the
+    block succeeds, so a half-written file, model or checkpoint never looks finished."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are for everyone who may read the folder
-    os.close(fd)
-    tmp = Path(tmp)
+    name = {"prefix": f".{path.name}.", "suffix": ".tmp", "dir": path.parent}
+    if folder:
+        tmp = Path(tempfile.mkdtemp(**name))
+        os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700, mkstemp 0600: outputs are for every reader
+    else:
+        fd, tmp = tempfile.mkstemp(**name)
+        os.fchmod(fd, 0o666 & ~_UMASK)
+        os.close(fd)
+        tmp = Path(tmp)
     try:
         yield tmp
+        if folder:
+            shutil.rmtree(path, ignore_errors=True)  # a rename cannot replace a folder that has files
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        if folder:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

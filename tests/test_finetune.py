@@ -19,6 +19,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from selfteach import finetune
+from selfteach.cli import build_parser, launch_command
 from selfteach.dataset import example_text
 from selfteach.finetune import FinetuneConfig, pack_blocks, split_examples, train
 
@@ -310,13 +311,11 @@ def test_the_multi_device_command_survives_accelerates_parser(tmp_path):
     """argparse takes a prefix of one of its own flags for that flag, even after the script name."""
     from accelerate.commands.launch import launch_command_parser
 
-    command = finetune.launch_command(
+    command = launch_command(
         "accelerate/fsdp.yaml", 4, "m", "t.txt", "out", "ckpt", "log.csv", {"lr": 5e-6, "epochs": 2}
     )
     args = launch_command_parser().parse_args(command[3:])
     assert (args.config_file, args.num_processes, args.module) == ("accelerate/fsdp.yaml", 4, True)
     assert [args.training_script, *args.training_script_args] == command[command.index("selfteach") :]
-    from selfteach.cli import build_parser
-
     ours = build_parser().parse_args(args.training_script_args)
     assert (ours.log_csv, ours.out_root, json.loads(ours.config_json)["epochs"]) == ("log.csv", "out", 2)

@@ -11,6 +11,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Protocol
 
+from selfteach import config as study_config
 from selfteach.cuts import cut_at_dedent
 
 STOP_RULES = ("dedent", None)
@@ -103,28 +104,26 @@ def load_backend(model: str | dict, sampling: dict) -> Backend:
     """Build the backend the config's `sampling` section names for `model`.
 
     `model` is a Hugging Face folder or hub id, or `{"source": "openai", "base_url", "model", "key_env"}`.
+    A key `sampling` leaves out takes the config schema's default.
     """
-    sampling = dict(sampling or {})
+    sampling = {**study_config.defaults("sampling"), **(sampling or {})}
     if isinstance(model, dict):
         if model.get("source") != "openai":
             raise ValueError(f"model: a dict model must have source: openai, got {model.get('source')!r}")
         from selfteach.sampling.openai_http import OpenAIBackend
 
         return OpenAIBackend.from_config(model, sampling)
-    kind = sampling.get("backend", "hf")
+    kind = sampling["backend"]
     if kind == "hf":
         from selfteach.sampling.hf import HFBackend
 
         return HFBackend(
-            str(model),
-            dtype=sampling.get("dtype", "float32"),
-            device=sampling.get("device", "auto"),
-            batch_size=int(sampling.get("batch_size", 64)),
+            str(model), dtype=sampling["dtype"], device=sampling["device"], batch_size=int(sampling["batch_size"])
         )
     if kind == "vllm":
         from selfteach.sampling.vllm_backend import VLLMBackend
 
-        return VLLMBackend(str(model), dtype=sampling.get("dtype", "bfloat16"))
+        return VLLMBackend(str(model), dtype=sampling["dtype"])
     if kind == "openai":
         raise ValueError("sampling.backend: openai needs a model of source: openai (base_url, model, key_env)")
     raise ValueError(f"sampling.backend must be one of {BACKENDS}, got {kind!r}")

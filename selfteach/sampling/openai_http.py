@@ -16,7 +16,10 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
+from selfteach import config
 from selfteach.sampling.base import Completion, SamplingParams, finish, prompt_keys, row_seed
+
+DEFAULTS = config.defaults("sampling")
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 BACKOFF_BASE_S = 0.5  # first retry waits this long, then doubles
@@ -33,8 +36,8 @@ class OpenAIBackend:
         model: str,
         *,
         api_key: str | None = None,
-        concurrency: int = 4,
-        max_retries: int = 5,
+        concurrency: int = DEFAULTS["concurrency"],
+        max_retries: int = DEFAULTS["max_retries"],
         max_context: int = DEFAULT_CONTEXT,
     ):
         if concurrency < 1:
@@ -57,8 +60,8 @@ class OpenAIBackend:
             model["base_url"],
             model["model"],
             api_key=api_key,
-            concurrency=int(sampling.get("concurrency", 4)),
-            max_retries=int(sampling.get("max_retries", 5)),
+            concurrency=int(sampling.get("concurrency", DEFAULTS["concurrency"])),
+            max_retries=int(sampling.get("max_retries", DEFAULTS["max_retries"])),
             max_context=int(model.get("max_context", DEFAULT_CONTEXT)),
         )
 

@@ -7,11 +7,12 @@ afterwards; at GPU speed that is cheaper than stopping the batch row by row.
 
 from __future__ import annotations
 
+from selfteach import config
 from selfteach.sampling.base import Completion, SamplingParams, finish, prompt_keys, row_seed
 
 
 class VLLMBackend:
-    def __init__(self, model: str, *, dtype: str = "bfloat16"):
+    def __init__(self, model: str, *, dtype: str = config.defaults("sampling")["dtype"]):
         try:
             import vllm
         except ImportError:
