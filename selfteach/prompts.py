@@ -15,8 +15,6 @@ import random
 import re
 from typing import Callable, Sequence
 
-from selfteach.cuts import cut_at_dedent
-
 SEPARATOR = "\n\n"  # between puzzles, and between the prefix, the puzzle and g's header
 PUZZLE_HEAD = "def f("
 _DEF_F = re.compile(r"^def f\(", re.M)
@@ -53,8 +51,9 @@ def generation_prompt(
 
 
 def puzzle_from_completion(completion: str) -> str:
-    """The generated puzzle: `def f(` + the completion up to its first non-indented line."""
-    return cut_at_dedent(PUZZLE_HEAD + completion)[0]
+    """The generated puzzle: `def f(` + the completion, which the sampler already cut at its first
+    non-indented line (SamplingParams.stop="dedent", the one place the cut runs)."""
+    return PUZZLE_HEAD + completion
 
 
 def defaulted_args(f_source: str) -> str:
@@ -96,11 +95,12 @@ def solution_prompt(prefix: str, f_source: str) -> str:
 
 
 def solution_from_completion(f_source: str, completion: str) -> str | None:
-    """The full `def g(...)` source: header + completion up to its first non-indented line.
+    """The full `def g(...)` source: header + completion, already cut at its first non-indented line by
+    the sampler (as `puzzle_from_completion`'s).
 
     None when the result does not parse (the paper drops those before verification).
     """
-    g = solution_header(f_source) + cut_at_dedent(completion)[0]
+    g = solution_header(f_source) + completion
     try:
         ast.parse(g)
     except (SyntaxError, ValueError, RecursionError, MemoryError):

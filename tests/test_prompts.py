@@ -12,6 +12,7 @@ from selfteach.prompts import (
     solution_from_completion,
     solution_prompt,
 )
+from selfteach.sampling.base import finish
 
 A = "def f(x: int):\n    return x == 1"
 B = "def f(s: str, n=2):\n    return len(s) == n"
@@ -20,6 +21,11 @@ C = "def f(li: List[int]):\n    return sum(li) == 3"
 
 def count_chars(text: str) -> int:
     return len(text)
+
+
+def sampled(raw: str) -> str:
+    """A raw continuation as the sampler returns it: cut at its dedent, the one place the cut runs."""
+    return finish(raw, tokens=0, stop="dedent").text
 
 
 def test_generation_prompt_exact_string():
@@ -60,9 +66,9 @@ def test_generation_prompt_from_the_train_puzzles(p3_dir):
 
 def test_puzzle_from_completion():
     completion = "x: int, n=3):\n    y = x + 1\n\n    return y == n\n\nassert f(2)\ndef f5("
-    assert puzzle_from_completion(completion) == "def f(x: int, n=3):\n    y = x + 1\n\n    return y == n"
+    assert puzzle_from_completion(sampled(completion)) == "def f(x: int, n=3):\n    y = x + 1\n\n    return y == n"
     unfinished = "s: str):\n    return s.count('a') =="
-    assert puzzle_from_completion(unfinished) == "def f(s: str):\n    return s.count('a') =="
+    assert puzzle_from_completion(sampled(unfinished)) == "def f(s: str):\n    return s.count('a') =="
 
 
 def test_defaulted_args_as_written():
@@ -100,7 +106,7 @@ def test_solution_prompt_of_a_test_puzzle(p3_dir):
 
 def test_solution_from_completion():
     completion = "\n    return 'ab'\n\nassert f(g())\n\ndef f(x"
-    assert solution_from_completion(B, completion) == "def g(n=2):\n    return 'ab'"
-    assert solution_from_completion(B, " return 'a' * n\nprint(1)") == "def g(n=2): return 'a' * n"
-    assert solution_from_completion(B, "\n    return [1,\n") is None  # cut short: does not parse
-    assert solution_from_completion(A, "\n    return (1 +\n2)") is None  # the cut leaves `(1 +`
+    assert solution_from_completion(B, sampled(completion)) == "def g(n=2):\n    return 'ab'"
+    assert solution_from_completion(B, sampled(" return 'a' * n\nprint(1)")) == "def g(n=2): return 'a' * n"
+    assert solution_from_completion(B, sampled("\n    return [1,\n")) is None  # cut short: does not parse
+    assert solution_from_completion(A, sampled("\n    return (1 +\n2)")) is None  # the cut leaves `(1 +`
