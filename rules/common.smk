@@ -127,7 +127,7 @@ def evaluated_folder(wildcards):
 
 
 def training_texts(wildcards):
-    """Each round fine-tunes on the data of all rounds so far (DESIGN.md step 8)."""
+    """Each round fine-tunes on the data of all rounds so far (docs/design.md section 1, step 8)."""
     return [
         f"results/data/{wildcards.gen}/r{r}/{wildcards.variant}/train.txt"
         for r in range(int(wildcards.round) + 1)

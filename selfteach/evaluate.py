@@ -1,4 +1,4 @@
-"""Evaluation (DESIGN.md section 2, step 7): test-puzzle sample verdicts, per puzzle and as pass@k.
+"""Evaluation (docs/design.md section 1, step 7): test-puzzle sample verdicts, per puzzle and as pass@k.
 
 The per-puzzle table is the evaluation's ground truth: the report recomputes every pass@k and interval
 from it, so one evaluation folder is enough to rebuild any figure.

@@ -1,4 +1,4 @@
-"""Fine-tuning (DESIGN.md section 2, step 6): causal-LM training on the verified examples, packed into blocks.
+"""Fine-tuning (docs/design.md section 1, step 6): causal-LM training on the verified examples, packed into blocks.
 
 `train` reads top to bottom in the order things happen, like nanoGPT's train.py: setup, data, model and
 optimizer, resume, the loop (micro-steps, clip, step, log, checkpoint), one saved model per epoch. It runs

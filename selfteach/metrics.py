@@ -1,4 +1,4 @@
-"""pass@k, two ways, and a bootstrap interval over puzzles (DESIGN.md section 2, step 7).
+"""pass@k, two ways, and a bootstrap interval over puzzles (docs/design.md section 1, step 7).
 
 The unbiased estimator of Chen et al. (2021) says how likely k samples drawn from a puzzle's n
 attempts contain one of its c correct ones. The paper's own measure instead asks whether one of the

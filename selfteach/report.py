@@ -1,4 +1,4 @@
-"""The study's tables and figures (DESIGN.md section 2, the paper's experiments), rebuilt from evaluations.
+"""The study's tables and figures (docs/design.md section 1: the paper's experiments), rebuilt from evaluations.
 
 Each evaluation folder results/eval/<student>/<tag>/ holds a per_puzzle.csv and the passk.csv the
 evaluate step computed from it. The report gathers every passk.csv into one long table and draws each

@@ -30,7 +30,7 @@ CONFIG = dict(lr=2e-3, warmup_steps=2, block_size=BLOCK, batch_size=4, log_every
 
 
 def p3_style_text(n_examples: int, seed: int = 0) -> str:
-    """A fine-tuning text in the format of DESIGN.md step 5, written as selfteach.dataset writes it."""
+    """A fine-tuning text in the format of docs/design.md section 2, written as selfteach.dataset writes it."""
     rng = random.Random(seed)
     pairs = [(rng.randint(1, 99), rng.randint(1, 99)) for _ in range(n_examples)]
     return "".join(
