@@ -1,0 +1,273 @@
+"""Attacks on the verdicts themselves (issue 13): forging the worker's reply, state that outlives a
+lane step, defeating the scratch cleanup, memory outside the limits, the open kernel interface.
+
+Every attack runs in a one-worker pool, under `--imports paper` (reaching os and ctypes through
+random's own imports, as a model could) and `any`, and is followed in the same worker by known-good
+and known-bad candidates, screened (lane) and unscreened (fresh child): a test fails if the attack
+passes where it should not or if any later verdict shifts. The same suite runs as an unprivileged
+user (setpriv), as the verifier runs on a workstation.
+"""
+
+from __future__ import annotations
+
+import ast
+import errno
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from selfteach import sandbox
+from selfteach.sandbox_screen import shareable
+from selfteach.verify import Verifier
+
+REPO = Path(__file__).resolve().parents[1]
+F_INT = "def f(x: int):\n    return x == 3\n"
+EXPECTED_DRAW = random.Random(0).random()  # a step's first draw: every step is seeded with 0
+# Subscribes typing's caches (List and Dict share one) as its annotations are evaluated: a parasite
+# planted in them meets this candidate's step.
+F_RANDOM = (
+    "from typing import Callable, Dict, List, Optional\n"
+    "def f(x: List[float], d: Dict[str, int] = None, o: Optional[int] = None, c: Callable[[int], int] = None):\n"
+    f"    return x == [{EXPECTED_DRAW!r}]\n"
+)
+# The candidates after every attack: (name, f, g, status it must get)
+FOLLOWERS = (
+    ("good_lane", F_INT, "def g():\n    return 3\n", "pass"),
+    ("bad_lane", F_INT, "def g():\n    return 4\n", "fail"),
+    ("random_lane", F_RANDOM, "import random\ndef g():\n    return [random.random()]\n", "pass"),
+    ("good_fresh", F_INT, "def g():\n    return getattr(3, 'real')\n", "pass"),  # getattr: unscreened
+    ("bad_fresh", F_INT, "def g():\n    return getattr(4, 'real')\n", "fail"),
+    ("scratch_fresh", F_INT,  # /tmp must be empty and writable
+     "import random\ndef g():\n    os = random._os\n    open('/tmp/probe', 'w').write('x')\n"
+     "    os.remove('/tmp/probe')\n    return 3 if os.listdir('/tmp') == [] else 4\n", "pass"),
+)  # fmt: skip
+# How unscreened attacks get os, sys and ctypes under each import policy: the paper's list does not
+# stop them (random imports os, and builtins' __import__ is a string away).
+PREAMBLE = {
+    "any": "import os, sys, time, signal, ctypes, random\n",
+    "paper": (
+        "import random\nload = getattr(random._os.sys.modules['builtins'], '__import__')\n"
+        "os, sys, time, signal, ctypes = [load(name) for name in ('os', 'sys', 'time', 'signal', 'ctypes')]\n"
+    ),
+}
+FORGED = b'{"status": "pass", "seconds": 0}\n'  # a reply line as the worker sent them before tokens
+FORGED_WITH_TOKEN = b'0123456789abcdef0123456789abcdef {"status": "pass", "seconds": 0}\n'
+
+# name -> g's body (after the preamble); each returns 3 only if its attack got through
+FORGE = {
+    # write forged replies into every descriptor of pid 1 (the worker, or before the fix bwrap's reaper)
+    "proc1_fds": (
+        "done = 0\nfor fd in range(64):\n    try:\n        with open('/proc/1/fd/%d' % fd, 'wb') as out:\n"
+        f"            out.write({FORGED!r})\n            out.write({FORGED_WITH_TOKEN!r})\n        done += 1\n"
+        "    except OSError:\n        pass\nreturn 3 if done else 4"),
+    # ...and of every process it can see
+    "every_process_fd": (
+        "done = 0\nfor pid in [p for p in os.listdir('/proc') if p.isdigit()]:\n    for fd in range(64):\n"
+        "        try:\n            with open('/proc/%s/fd/%d' % (pid, fd), 'wb') as out:\n"
+        f"                out.write({FORGED!r})\n            done += 1\n        except OSError:\n            pass\n"
+        "return 3 if done else 4"),
+    # attach to pid 1 (PTRACE_SEIZE) to write into its pipes from its own context
+    "ptrace_pid1": "libc = ctypes.CDLL(None, use_errno=True)\nreturn 3 if libc.ptrace(0x4206, 1, 0, 0) == 0 else 4",
+    # take pid 1's descriptors with pidfd_getfd (434 and 438 on every architecture) and forge through them
+    "pidfd_getfd": (
+        "libc = ctypes.CDLL(None, use_errno=True)\npidfd = libc.syscall(434, 1, 0)\nfor fd in range(64):\n"
+        "    stolen = libc.syscall(438, pidfd, fd, 0) if pidfd >= 0 else -1\n    if stolen >= 0:\n"
+        f"        try:\n            os.write(stolen, {FORGED!r})\n        except OSError:\n            pass\n"
+        "return 4"),
+    # a process left behind that forges while later candidates run
+    "daemon_forger": (
+        "if os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        time.sleep(0.2)\n"
+        "        for fd in range(64):\n            try:\n                with open('/proc/1/fd/%d' % fd, 'wb') as out:\n"
+        f"                    out.write({FORGED!r})\n            except OSError:\n                pass\n"
+        "    os._exit(0)\nreturn 4"),
+    # signals to pid 1 (Python handles SIGINT unless told otherwise)
+    "signal_pid1": (
+        "for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGSTOP):\n"
+        "    os.kill(1, number)\ntime.sleep(0.05)\nreturn 4"),
+}
+SCRATCH = {
+    # a file left behind in a /tmp the cleanup may no longer write to
+    "chmod_tmp": "open('/tmp/left', 'w').write('x')\nos.chmod('/tmp', 0o500)\nreturn 4",
+    # a path longer than PATH_MAX
+    "long_path": (
+        "os.chdir('/tmp')\nfor _ in range(24):\n    os.mkdir('d' * 250)\n    os.chdir('d' * 250)\n"
+        "open('left', 'w').write('x')\nreturn 4"),
+    # nesting deeper than the recursion limit, the innermost folders closed
+    "deep": (
+        "os.chdir('/tmp')\nfor _ in range(3000):\n    os.mkdir('d')\n    os.chdir('d')\n"
+        "open('left', 'w').write('x')\nos.chdir('..')\nos.chmod('d', 0)\nos.chdir('/tmp')\nreturn 4"),
+    # modes that refuse the owner, and entries that are not plain files
+    "modes": (
+        "os.makedirs('/tmp/a/b/c')\nopen('/tmp/a/b/c/f', 'w').close()\nos.chmod('/tmp/a/b/c/f', 0)\n"
+        "os.chmod('/tmp/a/b/c', 0)\nos.chmod('/tmp/a/b', 0o100)\nos.mkfifo('/tmp/fifo')\n"
+        "os.symlink('/', '/tmp/root')\nos.symlink('/tmp', '/tmp/a/loop')\nos.chmod('/tmp/a', 0o500)\nreturn 4"),
+}
+MEMORY = {
+    # a tmpfs of its own in nested user and mount namespaces: memory RLIMIT_AS does not count
+    "userns_tmpfs": (
+        "libc = ctypes.CDLL(None, use_errno=True)\nif libc.unshare(0x10000000 | 0x00020000) != 0:\n    return 4\n"
+        "os.mkdir('/tmp/m')\nreturn 3 if libc.mount(b'none', b'/tmp/m', b'tmpfs', 0, b'size=4g') == 0 else 4"),
+    "memfd": "fd = os.memfd_create('fill')\nreturn 3",
+    "sysv_shm": "libc = ctypes.CDLL(None, use_errno=True)\nreturn 3 if libc.shmget(0, 1 << 30, 0o1600) >= 0 else 4",
+}
+# Screened code that plants a suspended generator in typing's caches; its `finally` runs when the entry
+# is evicted (127 fillers make it the next to go), i.e. in a later candidate's step, after that step
+# was seeded. {finally} is the generator's cleanup, {plant} the subscription that keeps it.
+PARASITE = """import random
+from typing import Callable, Dict, List, Optional
+def g():
+    def parasite():
+        try:
+            yield
+        finally:
+{finally}
+    def plant():
+        it = parasite()
+        next(it)
+        {plant}
+    plant()
+    for i in range(127):
+        {filler}
+    return 4
+"""
+PARASITES = {
+    "dict_reseeds": ("            random.seed(12345)", "Dict[(lambda: it), int]", "Dict['x%d' % i, int]"),
+    "list_replants": ("            random.seed(12345)\n            plant()", "List[(lambda: it)]", "List['x%d' % i]"),
+    "optional_loops": ("            while True:\n                pass", "Optional[(lambda: it)]", "Optional['x%d' % i]"),
+    "callable_reseeds": ("            random.seed(12345)", "Callable[[(lambda: it)], int]", "Callable[['x%d' % i], int]"),
+}
+
+
+def parasite(name: str) -> str:
+    cleanup, plant, filler = PARASITES[name]
+    return PARASITE.format(**{"finally": cleanup, "plant": plant, "filler": filler})
+
+
+# f plants a parasite in the check lane (it runs there for a claimed pass), whose cleanup loops
+F_PARASITE = parasite("optional_loops").replace("def g():", "def f(x: int):").replace("return 4", "return x == 3")
+
+
+def unscreened(policy: str, body: str) -> str:
+    return PREAMBLE[policy] + "def g():\n" + "".join("    " + line + "\n" for line in body.splitlines())
+
+
+def attacks(policy: str) -> dict[str, dict]:
+    """name -> the attack's record, every class."""
+    found = {}
+    for family in (FORGE, SCRATCH, MEMORY):
+        for name, body in family.items():
+            found[name] = {"f": F_INT, "g": unscreened(policy, body)}
+    for name in PARASITES:
+        found[name] = {"f": F_INT, "g": parasite(name)}
+    found["f_parasite"] = {"f": F_PARASITE, "g": "def g():\n    return 3\n"}
+    return found
+
+
+def attack_then_followers(policy: str) -> list[list[dict]]:
+    """One job per attack: the attack, then the followers (a fresh pool each, so that one attack's
+    success cannot hide another's)."""
+    jobs = []
+    for name, attack in attacks(policy).items():
+        jobs.append([{"id": name, **attack}] + [{"id": f"{name}>{who}", "f": f, "g": g} for who, f, g, _ in FOLLOWERS])
+    return jobs
+
+
+def wrong_verdicts(jobs: list[list[dict]], verdicts: list[list[dict]]) -> dict[str, tuple]:
+    """The verdicts that betray a breach: an attack that passed (f_parasite's own pair is correct) or
+    was turned away unrun, a follower that did not get its status."""
+    expected = {f"{name}>{who}": status for name in attacks("any") for who, _, _, status in FOLLOWERS}
+    wrong = {}
+    for record, verdict in zip(sum(jobs, []), sum(verdicts, [])):
+        assert verdict["id"] == record["id"]
+        if record["id"] in expected:
+            ok = verdict["status"] == expected[record["id"]]
+        else:
+            ok = verdict["status"] not in ("pass", "rejected") or record["id"] == "f_parasite"
+        if not ok:
+            wrong[record["id"]] = (verdict["status"], verdict.get("detail"))
+    return wrong
+
+
+def run_jobs(jobs: list[list[dict]], imports: str) -> list[list[dict]]:
+    verdicts = []
+    for records in jobs:
+        with Verifier(timeout=1.0, workers=1, imports=imports) as pool:
+            verdicts.append(pool.run(records))
+    return verdicts
+
+
+# Runs the same jobs as another user: the host side of the verifier needs only the standard library
+# and the selfteach package, copied where that user can read it.
+RUNNER = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from selfteach.verify import Verifier
+job = json.load(sys.stdin)
+verdicts = []
+for records in job["jobs"]:
+    with Verifier(timeout=1.0, workers=1, imports=job["imports"]) as pool:
+        verdicts.append(pool.run(records))
+print(json.dumps(verdicts))
+"""
+
+
+@pytest.fixture(scope="module")
+def unprivileged(tmp_path_factory):
+    """A command prefix that runs as an unprivileged user, and a folder it can read holding the package."""
+    if os.geteuid() != 0:
+        prefix = []  # we are one already
+    else:
+        prefix = sandbox.privilege_drop()
+    folder = tempfile.mkdtemp(prefix="selfteach-unprivileged-")
+    shutil.copytree(REPO / "selfteach", Path(folder) / "selfteach", ignore=shutil.ignore_patterns("__pycache__"))
+    for root, dirs, files in os.walk(folder):
+        os.chmod(root, 0o755)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o644)
+    yield prefix, folder
+    shutil.rmtree(folder)
+
+
+def run_jobs_as(unprivileged, jobs: list[list[dict]], imports: str) -> list[list[dict]]:
+    prefix, folder = unprivileged
+    done = subprocess.run(
+        [*prefix, sandbox.SYSTEM_PYTHON, "-c", RUNNER, folder],
+        input=json.dumps({"jobs": jobs, "imports": imports}),
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+        cwd="/",
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+@pytest.mark.parametrize("policy", ["paper", "any"])
+def test_attacks_change_no_verdict(policy):
+    jobs = attack_then_followers(policy)
+    assert wrong_verdicts(jobs, run_jobs(jobs, policy)) == {}
+
+
+@pytest.mark.parametrize("policy", ["paper", "any"])
+def test_attacks_change_no_verdict_as_an_unprivileged_user(policy, unprivileged):
+    """As a user on a workstation runs it: no setpriv inside, bwrap started by that user."""
+    jobs = attack_then_followers(policy)
+    assert wrong_verdicts(jobs, run_jobs_as(unprivileged, jobs, policy)) == {}
+
+
+def test_parasites_pass_the_screen():
+    """They must run in lanes, or they test nothing."""
+    for name in PARASITES:
+        assert shareable(ast.parse(parasite(name))), name
+    assert shareable(ast.parse(F_PARASITE))
+    for _, f, g, _ in FOLLOWERS[:3]:
+        assert shareable(ast.parse(f)) and shareable(ast.parse(g))
