@@ -17,6 +17,7 @@ from selfteach.terms import (
     FIGURE_FORMATS,
     FIGURE_NAMES,
     LONG_TABLE,
+    MODEL_NAME,
     P3_FILES,
     P3_PREFIX,
     PER_PUZZLE_CSV,
@@ -64,9 +65,9 @@ localrules:
 
 wildcard_constraints:
     split="|".join(EVAL_SPLITS),
-    model=r"[A-Za-z0-9_.]+(-[A-Za-z0-9_.]+)*",
-    gen=r"[A-Za-z0-9_.]+(-[A-Za-z0-9_.]+)*",
-    student=r"[A-Za-z0-9_.]+(-[A-Za-z0-9_.]+)*",
+    model=MODEL_NAME,
+    gen=MODEL_NAME,
+    student=MODEL_NAME,
     variant=VARIANT_WILDCARD,
     round=r"\d+",
     shard=r"\d+",

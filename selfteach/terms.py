@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import re
 
+# ---------------------------------------------------------------- names in paths
+
+# A configured model's name (models, generators, students): it goes into paths and evaluation tags.
+MODEL_NAME = r"[A-Za-z0-9_.]+(-[A-Za-z0-9_.]+)*"
+
 # ---------------------------------------------------------------- evaluation tags
 
 # results/eval/<student>/<tag>/: the student itself ("base"), or the model it became after `epoch`

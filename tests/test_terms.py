@@ -8,7 +8,9 @@ import sys
 
 import pytest
 
-from selfteach import evaluate, p3, report, terms, verify
+from selfteach import config, evaluate, p3, report, terms, verify
+from selfteach.finetune_config import MIXED_PRECISION, SCHEDULES
+from selfteach.sampling.base import BACKENDS
 from workflow import REPO
 
 TAGS = ["base", "gpt-neo-125m-unverified-r3-epoch10", "a-verified-r0-epoch1", "x-y-verified-r12-epoch0"]
@@ -58,7 +60,7 @@ def test_report_writes_the_named_tables_and_figures():
 
 
 # Literal copies of a term that the rules must not hold: they take each from selfteach.terms.
-RULE_COPIES = ['"verified"', "verified|unverified", "-epoch{", "per_puzzle.csv", "passk.csv", *terms.P3_FILES]
+RULE_COPIES = ['"verified"', "[A-Za-z0-9_.]", "verified|unverified", "-epoch{", "per_puzzle.csv", "passk.csv", *terms.P3_FILES]
 RULE_COPIES += [f'"{fmt}"' for fmt in (*terms.TABLE_FORMATS, *terms.FIGURE_FORMATS)]
 
 
@@ -81,3 +83,22 @@ def test_loading_the_workflow_imports_nothing_heavy(tmp_path):
     imported = {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines() if "|" in line}
     assert "selfteach" in imported, result.stderr[-3000:]
     assert imported & {"matplotlib", "seaborn", "torch"} == set()  # (snakemake itself imports pandas)
+
+
+def test_report_has_a_caption_for_every_table_and_figure():
+    for name in (terms.LONG_TABLE, *terms.TABLE_NAMES, *terms.FIGURE_NAMES):
+        assert (REPO / "report" / f"{name}.rst").is_file(), name
+
+
+def test_the_schema_spells_the_terms_as_the_code_does():
+    schema = config.schema()
+    sections = schema["properties"]
+    model_name = f"^{terms.MODEL_NAME}$"
+    assert schema["definitions"]["model_names"]["items"]["pattern"] == model_name
+    assert sections["models"]["propertyNames"]["pattern"] == model_name
+    assert tuple(sections["dataset"]["properties"]["variants"]["items"]["enum"]) == terms.VARIANTS
+    assert tuple(sections["verify"]["properties"]["imports"]["enum"]) == verify.IMPORT_POLICIES
+    finetune = sections["finetune"]["properties"]
+    assert tuple(finetune["schedule"]["enum"]) == tuple(SCHEDULES)
+    assert tuple(finetune["mixed_precision"]["enum"]) == MIXED_PRECISION
+    assert set(sections["sampling"]["properties"]["backend"]["enum"]) <= set(BACKENDS)
