@@ -203,7 +203,7 @@ def missing_bwrap_options(bwrap: str) -> list[str]:
 
 
 @functools.lru_cache(maxsize=None)
-def seccomp_filter(builder: str = SECCOMP_BUILDER) -> bytes:
+def seccomp_filter(builder: str) -> bytes:
     """The sandbox's seccomp filter as a BPF program for bwrap --seccomp, built by libseccomp's Python
     bindings in `builder` (they are a Debian package, python3-seccomp, for Debian's interpreter):
     libseccomp rather than a hand-assembled program, for its per-architecture syscall tables and
@@ -357,7 +357,7 @@ class Launcher:
         bwrap = bwrap_path()  # say what is missing before probing anything
         prefix = privilege_drop()
         interpreter = probe_interpreter(python, tuple(prefix))
-        self.filter = seccomp_filter()
+        self.filter = seccomp_filter(SECCOMP_BUILDER)
         self.bwrap = [*prefix, *bwrap_args(bwrap, interpreter)]
         self.program = [interpreter.executable, *PYTHON_FLAGS, "-c", bootstrap(), json.dumps(config)]
 

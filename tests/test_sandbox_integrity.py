@@ -271,3 +271,179 @@ def test_parasites_pass_the_screen():
     assert shareable(ast.parse(F_PARASITE))
     for _, f, g, _ in FOLLOWERS[:3]:
         assert shareable(ast.parse(f)) and shareable(ast.parse(g))
+# --- the seccomp filter ---
+
+RESOLVE = "import json, seccomp, sys\nprint(json.dumps({n: seccomp.resolve_syscall(seccomp.Arch.NATIVE, n) for n in json.loads(sys.argv[1])}))"
+
+
+def syscall_numbers(names) -> dict[str, int]:
+    """Each syscall's number here, as libseccomp resolves it; those this architecture lacks left out."""
+    done = subprocess.run(
+        [sandbox.SECCOMP_BUILDER, "-I", "-c", RESOLVE, json.dumps(list(names))], capture_output=True, text=True, check=True
+    )
+    return {name: number for name, number in json.loads(done.stdout).items() if number >= 0}
+
+
+# Calls every denied syscall with zero arguments; returns 3 when each one failed with the errno the
+# filter gives (EPERM, ENOSYS for clone3), else names the others.
+CALL_ALL = """import ctypes
+def g():
+    libc = ctypes.CDLL(None, use_errno=True)
+    others = []
+    for name, number, wanted, flags in {calls!r}:
+        ctypes.set_errno(0)
+        if libc.syscall(number, flags, 0, 0, 0, 0, 0) != -1 or ctypes.get_errno() != wanted:
+            others.append('%s:%d' % (name, ctypes.get_errno()))
+    if others:
+        raise OSError(' '.join(others))
+    return 3
+"""
+
+
+def test_the_filter_denies_every_listed_syscall():
+    numbers = syscall_numbers((*sandbox.DENIED_SYSCALLS, *sandbox.ABSENT_SYSCALLS, "clone"))
+    calls = [(name, numbers[name], errno.EPERM, 0) for name in sandbox.DENIED_SYSCALLS if name in numbers]
+    calls += [(name, numbers[name], errno.ENOSYS, 0) for name in sandbox.ABSENT_SYSCALLS]
+    calls += [(f"clone {flag}", numbers["clone"], errno.EPERM, value) for flag, value in sandbox.CLONE_NAMESPACE_FLAGS.items()]
+    assert len(calls) >= 50
+    with Verifier(timeout=5.0, workers=1, imports="any") as pool:
+        [verdict] = pool.run([{"id": "calls", "f": F_INT, "g": CALL_ALL.format(calls=calls)}])
+    assert verdict["status"] == "pass", verdict
+
+
+# Calls that work for an ordinary process (memory outside RLIMIT_AS, kernel interfaces, a user
+# namespace): the names of those that worked.
+PROBES = """import ctypes, os
+def g():
+    libc = ctypes.CDLL(None, use_errno=True)
+    worked = []
+    if libc.syscall({memfd_create}, b'x', 0) >= 0:
+        worked.append('memfd_create')
+    if libc.syscall({keyctl}, 0, -2, 1) >= 0:  # KEYCTL_GET_KEYRING_ID, the process keyring, made anew
+        worked.append('keyctl')
+    if libc.syscall({io_uring_setup}, 1, ctypes.create_string_buffer(120)) >= 0:
+        worked.append('io_uring_setup')
+    if libc.syscall({userfaultfd}, 1) >= 0:  # UFFD_USER_MODE_ONLY
+        worked.append('userfaultfd')
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if libc.unshare(0x10000000) == 0 else 1)
+    if os.waitpid(pid, 0)[1] == 0:
+        worked.append('unshare')
+    raise ValueError('worked: ' + (' '.join(worked) or 'none'))
+"""
+
+
+def test_calls_that_work_outside_fail_in_the_sandbox(capsys):
+    """The control for the test above: without the filter these calls work here, inside none does."""
+    probe = PROBES.format(**syscall_numbers(["memfd_create", "keyctl", "io_uring_setup", "userfaultfd"]))
+    record = {"id": "probe", "f": F_INT, "g": probe}
+    [outside] = Verifier(timeout=5.0, workers=1, imports="any", sandbox=False).run([record])
+    with Verifier(timeout=5.0, workers=1, imports="any") as pool:
+        [inside] = pool.run([record])
+    assert outside["detail"].startswith("ValueError: worked: ") and "unshare" in outside["detail"], outside
+    assert len(outside["detail"].split()) >= 4, outside  # at least two of them work outside
+    assert inside["detail"] == "ValueError: worked: none", inside
+
+
+def test_no_filter_no_sandbox(monkeypatch):
+    """Fail closed: where libseccomp's bindings are missing, the sandbox does not start without them."""
+    monkeypatch.setattr(sandbox, "SECCOMP_BUILDER", sys.executable)  # the venv cannot import seccomp
+    with pytest.raises(sandbox.SandboxError, match="python3-seccomp"):
+        Verifier().start()
+
+
+# --- the reply channel ---
+
+# Writes every readable 32-hex-digit run in its own memory to {out}: a child holding the token of the
+# request it works on would find it there.
+SCAN_MEMORY = """import re
+def g():
+    found = set()
+    with open('/proc/self/maps') as maps, open('/proc/self/mem', 'rb', 0) as memory:
+        for line in maps:
+            span, perms = line.split()[:2]
+            if not perms.startswith('r'):
+                continue
+            start, end = (int(x, 16) for x in span.split('-'))
+            try:
+                memory.seek(start)
+                data = memory.read(end - start)
+            except (OSError, ValueError, OverflowError):
+                continue
+            found.update(re.findall(rb'(?<![0-9a-f])[0-9a-f]{{32}}(?![0-9a-f])', data))
+    with open({out!r}, 'w') as out:
+        out.write(' '.join(sorted(token.decode() for token in found)))
+    return 3
+"""
+
+
+def test_no_child_holds_its_request_token(tmp_path):
+    """Unsandboxed, so that the child can write what it found where we read it; the worker is the same."""
+    out = tmp_path / "found.txt"
+    with Verifier(timeout=10.0, workers=1, imports="any", sandbox=False) as pool:
+        [verdict] = pool.run([{"id": "scan", "f": F_INT, "g": SCAN_MEMORY.format(out=str(out))}])
+        token = pool._workers[0].token.decode()
+    assert verdict["status"] == "pass", verdict
+    assert len(token) == 32 and token not in out.read_text().split()
+
+
+# Unsandboxed and as root, a candidate can open the worker's reply pipe (the write end of a pipe among
+# its parent's descriptors): the stand-in for a breach of the sandbox, to show that the host's side
+# holds alone. {delay}: seconds before writing, in a process of its own.
+FORGER = """import os, time
+def g():
+    worker = os.getppid()
+    if {delay}:
+        ready, say_ready = os.pipe()
+        if os.fork() != 0:
+            os.read(ready, 1)  # until the forger has left this process group, which the cleanup kills
+            return 4
+        os.setsid()
+        os.write(say_ready, b'x')
+        time.sleep({delay})
+    for fd in os.listdir('/proc/%d/fd' % worker):
+        with open('/proc/%d/fdinfo/%s' % (worker, fd)) as info:
+            write_only = int(info.read().split('flags:')[1].split()[0], 8) & 3 == 1
+        if write_only and os.readlink('/proc/%d/fd/%s' % (worker, fd)).startswith('pipe:'):
+            with open('/proc/%d/fd/%s' % (worker, fd), 'wb') as reply:
+                reply.write({payload!r})
+    if {delay}:
+        os._exit(0)
+    return 4
+"""
+GOOD = {"id": "good", "f": F_INT, "g": "def g():\n    return 3\n"}
+BAD = {"id": "bad", "f": F_INT, "g": "def g():\n    return 4\n"}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can reach an undumpable worker's pipes")
+@pytest.mark.parametrize("payload", [FORGED, FORGED_WITH_TOKEN, b"x"])
+def test_a_forged_reply_is_caught_and_shifts_nothing(payload):
+    forger = {"id": "forger", "f": F_INT, "g": FORGER.format(delay=0, payload=payload)}
+    with Verifier(timeout=2.0, workers=1, imports="any", sandbox=False) as pool:
+        verdicts = pool.run([forger, GOOD, BAD, GOOD, BAD])
+    assert [v["status"] for v in verdicts] == ["error", "pass", "fail", "pass", "fail"]
+    assert "forged" in verdicts[0]["detail"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can reach an undumpable worker's pipes")
+def test_bytes_between_replies_replace_the_worker():
+    with Verifier(timeout=2.0, workers=1, imports="any", sandbox=False) as pool:
+        worker = pool._workers[0].proc
+        code = FORGER.format(delay=0.3, payload=FORGED)
+        [verdict] = pool.run([{"id": "late", "f": F_INT, "g": code}])
+        time.sleep(1.0)  # the forger has written by now, with no request in hand
+        after = pool.run([GOOD, BAD])
+        assert pool._workers[0].proc is not worker
+    assert verdict["status"] == "fail"
+    assert [v["status"] for v in after] == ["pass", "fail"]
+
+
+# --- the worker's own copies of the shared terms ---
+
+
+def test_the_worker_copies_are_the_shared_terms():
+    from selfteach import sandbox_steps, terms
+
+    assert sandbox_steps.STATUSES == terms.STATUSES
+    assert sandbox_steps.MAX_DETAIL_CHARS == terms.MAX_DETAIL_CHARS
