@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"selfteach {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     for add in (
-        add_fetch_p3, add_test_puzzles, add_prepare_model, add_verify, add_sample, add_serve,
+        add_fetch_p3, add_eval_puzzles, add_prepare_model, add_verify, add_sample, add_serve,
         add_filter_puzzles, add_build_dataset, add_finetune, add_evaluate, add_report,
     ):  # fmt: skip
         add(commands)
@@ -62,11 +62,12 @@ def add_fetch_p3(commands) -> None:
     fetch.set_defaults(run=lambda args: print(p3.fetch(args.file, args.out, args.mirror or None)))
 
 
-def add_test_puzzles(commands) -> None:
-    tests = commands.add_parser("test-puzzles", help="write the 228 test puzzles as JSONL {id, f}")
-    tests.add_argument("p3_dir")
-    tests.add_argument("out")
-    tests.set_defaults(run=lambda args: write_jsonl(args.out, p3.test_puzzles(args.p3_dir)))
+def add_eval_puzzles(commands) -> None:
+    command = commands.add_parser("eval-puzzles", help="write the 228 test (or the validation) puzzles as JSONL {id, f}")
+    command.add_argument("p3_dir")
+    command.add_argument("out")
+    command.add_argument("--split", choices=sorted(p3.EVAL_SPLITS), default=DEFAULTS["evaluate"]["split"])
+    command.set_defaults(run=lambda args: write_jsonl(args.out, p3.EVAL_SPLITS[args.split](args.p3_dir)))
 
 
 def run_prepare_model(args) -> None:
@@ -274,8 +275,11 @@ def add_finetune(commands) -> None:
     tune.add_argument("--config-json", help="FinetuneConfig fields: a JSON object, or a .json file of one")
     fields = tune.add_argument_group("FinetuneConfig fields (each overrides --config-json)")
     kinds = typing.get_type_hints(FinetuneConfig)
+    schema = config.schema()["properties"]
+    described = {**schema["finetune"]["properties"], "seed": schema["seed"]}
     for field in dataclasses.fields(FinetuneConfig):
-        flag, help = "--" + field.name.replace("_", "-"), f"default: {field.default}"
+        flag = "--" + field.name.replace("_", "-")
+        help = f"{described[field.name].get('description', '')} (default: {field.default})".lstrip()
         if kinds[field.name] is bool:
             fields.add_argument(flag, action=argparse.BooleanOptionalAction, help=help)
         else:
