@@ -211,7 +211,7 @@ def shards(section):
 
 
 def finetune_settings():
-    """The training recipe for selfteach.finetune.FinetuneConfig: the finetune section's own keys."""
+    """FinetuneConfig's fields (selfteach.finetune_config): the finetune section's training keys, the seed."""
     return study_settings(config)
 
 
