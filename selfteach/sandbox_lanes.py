@@ -15,6 +15,7 @@ Guarantees:
 - Every outcome is (b"A", encoded answer) or ("S", a message whose status is one of STATUSES).
 """
 
+import collections
 import errno
 import functools
 import gc
@@ -28,6 +29,7 @@ import resource
 import select
 import signal
 import struct
+import sys
 import time
 
 from selfteach.sandbox_steps import MAX_DETAIL_CHARS, STATUSES, STEPS
@@ -92,14 +94,22 @@ def loaded_caches():
 def forget(caches):
     """Empty the standard library's caches and collect garbage, so that nothing a step stored there
     (a suspended generator whose `finally` would run in a later step, say) outlives the step. True
-    when the lane is clean after it: the caches stayed empty and the garbage ran out."""
-    re.purge()
-    for cache in caches:
-        cache.cache_clear()
-    for _ in range(COLLECTIONS):
-        if not gc.collect():
-            return all(cache.cache_info().currsize == 0 for cache in caches)
-    return False
+    when the lane is clean after it: the garbage ran out, and if any Python code ran meanwhile (a
+    finalizer), it left every cache empty."""
+    re.purge()  # re's own cache holds compiled patterns only: nothing of it runs code when freed
+    ran = []
+    # Python code that runs from here on (a finalizer) shows as a "call" event; calls of ours from C.
+    sys.setprofile(lambda frame, event, arg: event == "call" and ran.append(True))
+    try:
+        collections.deque(map(LRU_CACHE.cache_clear, caches), maxlen=0)
+        for _ in range(COLLECTIONS):
+            if not gc.collect():
+                break
+        else:
+            return False
+    finally:
+        sys.setprofile(None)
+    return not ran or all(cache.cache_info().currsize == 0 for cache in caches)
 
 
 def serve(requests, replies, caches):

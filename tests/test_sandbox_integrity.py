@@ -85,7 +85,8 @@ FORGE = {
     # a process left behind that forges while later candidates run
     "daemon_forger": (
         "if os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        time.sleep(0.2)\n"
-        "        for fd in range(64):\n            try:\n                with open('/proc/1/fd/%d' % fd, 'wb') as out:\n"
+        "        for fd in range(64):\n            try:\n"
+        "                with open('/proc/1/fd/%d' % fd, 'wb') as out:\n"
         f"                    out.write({FORGED!r})\n            except OSError:\n                pass\n"
         "    os._exit(0)\nreturn 4"),
     # signals to pid 1 (Python handles SIGINT unless told otherwise)
@@ -120,7 +121,8 @@ MEMORY = {
 }
 # Screened code that plants a suspended generator in typing's caches; its `finally` runs when the entry
 # is evicted (127 fillers make it the next to go), i.e. in a later candidate's step, after that step
-# was seeded. {finally} is the generator's cleanup, {plant} the subscription that keeps it.
+# was seeded. {finally} is the generator's cleanup (which may plant it again, fillers and all, as the
+# cache is emptied), {plant} the subscription that keeps it.
 PARASITE = """import random
 from typing import Callable, Dict, List, Optional
 def g():
@@ -133,16 +135,18 @@ def g():
         it = parasite()
         next(it)
         {plant}
+        for i in range(127):
+            {filler}
     plant()
-    for i in range(127):
-        {filler}
     return 4
 """
 PARASITES = {
     "dict_reseeds": ("            random.seed(12345)", "Dict[(lambda: it), int]", "Dict['x%d' % i, int]"),
     "list_replants": ("            random.seed(12345)\n            plant()", "List[(lambda: it)]", "List['x%d' % i]"),
-    "optional_loops": ("            while True:\n                pass", "Optional[(lambda: it)]", "Optional['x%d' % i]"),
-    "callable_reseeds": ("            random.seed(12345)", "Callable[[(lambda: it)], int]", "Callable[['x%d' % i], int]"),
+    "optional_loops": (
+        "            while True:\n                pass", "Optional[(lambda: it)]", "Optional['x%d' % i]"),
+    "callable_reseeds": (
+        "            random.seed(12345)", "Callable[[(lambda: it)], int]", "Callable[['x%d' % i], int]"),
 }
 
 
@@ -273,13 +277,19 @@ def test_parasites_pass_the_screen():
         assert shareable(ast.parse(f)) and shareable(ast.parse(g))
 # --- the seccomp filter ---
 
-RESOLVE = "import json, seccomp, sys\nprint(json.dumps({n: seccomp.resolve_syscall(seccomp.Arch.NATIVE, n) for n in json.loads(sys.argv[1])}))"
+RESOLVE = (
+    "import json, seccomp, sys\n"
+    "print(json.dumps({n: seccomp.resolve_syscall(seccomp.Arch.NATIVE, n) for n in json.loads(sys.argv[1])}))"
+)
 
 
 def syscall_numbers(names) -> dict[str, int]:
     """Each syscall's number here, as libseccomp resolves it; those this architecture lacks left out."""
     done = subprocess.run(
-        [sandbox.SECCOMP_BUILDER, "-I", "-c", RESOLVE, json.dumps(list(names))], capture_output=True, text=True, check=True
+        [sandbox.SECCOMP_BUILDER, "-I", "-c", RESOLVE, json.dumps(list(names))],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return {name: number for name, number in json.loads(done.stdout).items() if number >= 0}
 
@@ -304,7 +314,9 @@ def test_the_filter_denies_every_listed_syscall():
     numbers = syscall_numbers((*sandbox.DENIED_SYSCALLS, *sandbox.ABSENT_SYSCALLS, "clone"))
     calls = [(name, numbers[name], errno.EPERM, 0) for name in sandbox.DENIED_SYSCALLS if name in numbers]
     calls += [(name, numbers[name], errno.ENOSYS, 0) for name in sandbox.ABSENT_SYSCALLS]
-    calls += [(f"clone {flag}", numbers["clone"], errno.EPERM, value) for flag, value in sandbox.CLONE_NAMESPACE_FLAGS.items()]
+    calls += [
+        (f"clone {flag}", numbers["clone"], errno.EPERM, value) for flag, value in sandbox.CLONE_NAMESPACE_FLAGS.items()
+    ]
     assert len(calls) >= 50
     with Verifier(timeout=5.0, workers=1, imports="any") as pool:
         [verdict] = pool.run([{"id": "calls", "f": F_INT, "g": CALL_ALL.format(calls=calls)}])
