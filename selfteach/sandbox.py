@@ -148,7 +148,7 @@ class Limits:
     """Per-child resource limits (the wall-clock limit is the verifier's `timeout`)."""
 
     memory_bytes: int = 1 << 30  # RLIMIT_AS
-    processes: int = 16  # RLIMIT_NPROC: counts the sandbox's init and worker too
+    processes: int = 16  # RLIMIT_NPROC: counts the worker (the sandbox's pid 1) and its lanes too
     file_bytes: int = 16 << 20  # RLIMIT_FSIZE
     open_files: int = 64  # RLIMIT_NOFILE
     output_bytes: int = 256 << 20  # cap on what a child may send back (the encoded answer)

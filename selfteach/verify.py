@@ -97,6 +97,7 @@ class _Worker:
     """One sandboxed worker process and the candidate it holds."""
 
     def __init__(self, launcher: Launcher, env: dict, cwd: str):
+        self.launcher = launcher
         self.stderr = tempfile.TemporaryFile()
         self.proc = launcher.popen(
             stdin=subprocess.PIPE,
@@ -112,13 +113,13 @@ class _Worker:
         self.token = b""  # of the request in hand
         self.job: tuple[int, str, float] | None = None  # (index, id, sent at)
 
-    def wait_ready(self, timeout: float, launcher: Launcher) -> None:
+    def wait_ready(self, timeout: float) -> None:
         reply = self.read_reply(time.monotonic() + timeout) if self.request({"hello": True}) else None
         if not (isinstance(reply, dict) and reply.get("ready")):
             self.kill()
             raise SandboxError(f"the sandbox worker did not start ({self.last_words()}): {FIX_BWRAP}")
         try:
-            launcher.check_ready(reply)
+            self.launcher.check_ready(reply)
         except SandboxError:
             self.kill()
             raise
@@ -249,7 +250,7 @@ class Verifier:
     def _spawn(self) -> _Worker:
         cwd = "/" if self.sandbox else self._scratch
         worker = _Worker(self._launcher, {"PYTHONHASHSEED": "0"}, cwd)
-        worker.wait_ready(STARTUP_TIMEOUT_S, self._launcher)
+        worker.wait_ready(STARTUP_TIMEOUT_S)
         return worker
 
     def _replace(self, worker: _Worker) -> _Worker:

@@ -200,16 +200,8 @@ def wrong_verdicts(jobs: list[list[dict]], verdicts: list[list[dict]]) -> dict[s
     return wrong
 
 
-def run_jobs(jobs: list[list[dict]], imports: str) -> list[list[dict]]:
-    verdicts = []
-    for records in jobs:
-        with Verifier(timeout=1.0, workers=1, imports=imports) as pool:
-            verdicts.append(pool.run(records))
-    return verdicts
-
-
-# Runs the same jobs as another user: the host side of the verifier needs only the standard library
-# and the selfteach package, copied where that user can read it.
+# Runs jobs, each in a pool of its own, in a process that needs only the standard library and the
+# package in argv[1]: as this user, or as another one with a copy of the package it can read.
 RUNNER = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
@@ -223,27 +215,9 @@ print(json.dumps(verdicts))
 """
 
 
-@pytest.fixture(scope="module")
-def unprivileged(tmp_path_factory):
-    """A command prefix that runs as an unprivileged user, and a folder it can read holding the package."""
-    if os.geteuid() != 0:
-        prefix = []  # we are one already
-    else:
-        prefix = sandbox.privilege_drop()
-    folder = tempfile.mkdtemp(prefix="selfteach-unprivileged-")
-    shutil.copytree(REPO / "selfteach", Path(folder) / "selfteach", ignore=shutil.ignore_patterns("__pycache__"))
-    for root, dirs, files in os.walk(folder):
-        os.chmod(root, 0o755)
-        for name in files:
-            os.chmod(os.path.join(root, name), 0o644)
-    yield prefix, folder
-    shutil.rmtree(folder)
-
-
-def run_jobs_as(unprivileged, jobs: list[list[dict]], imports: str) -> list[list[dict]]:
-    prefix, folder = unprivileged
+def run_jobs(jobs: list[list[dict]], imports: str, prefix=(), python=sys.executable, package=REPO) -> list[list[dict]]:
     done = subprocess.run(
-        [*prefix, sandbox.SYSTEM_PYTHON, "-c", RUNNER, folder],
+        [*prefix, python, "-c", RUNNER, str(package)],
         input=json.dumps({"jobs": jobs, "imports": imports}),
         capture_output=True,
         text=True,
@@ -255,6 +229,20 @@ def run_jobs_as(unprivileged, jobs: list[list[dict]], imports: str) -> list[list
     return json.loads(done.stdout)
 
 
+@pytest.fixture(scope="module")
+def unprivileged():
+    """A command prefix that runs as an unprivileged user, and a folder it can read holding the package."""
+    prefix = sandbox.privilege_drop()  # nothing when we are one already
+    folder = tempfile.mkdtemp(prefix="selfteach-unprivileged-")
+    shutil.copytree(REPO / "selfteach", Path(folder) / "selfteach", ignore=shutil.ignore_patterns("__pycache__"))
+    for root, _, files in os.walk(folder):
+        os.chmod(root, 0o755)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o644)
+    yield prefix, folder
+    shutil.rmtree(folder)
+
+
 @pytest.mark.parametrize("policy", ["paper", "any"])
 def test_attacks_change_no_verdict(policy):
     jobs = attack_then_followers(policy)
@@ -264,8 +252,10 @@ def test_attacks_change_no_verdict(policy):
 @pytest.mark.parametrize("policy", ["paper", "any"])
 def test_attacks_change_no_verdict_as_an_unprivileged_user(policy, unprivileged):
     """As a user on a workstation runs it: no setpriv inside, bwrap started by that user."""
+    prefix, folder = unprivileged
     jobs = attack_then_followers(policy)
-    assert wrong_verdicts(jobs, run_jobs_as(unprivileged, jobs, policy)) == {}
+    verdicts = run_jobs(jobs, policy, prefix=prefix, python=sandbox.SYSTEM_PYTHON, package=folder)
+    assert wrong_verdicts(jobs, verdicts) == {}
 
 
 def test_parasites_pass_the_screen():
@@ -346,11 +336,12 @@ def g():
 """
 
 
-def test_calls_that_work_outside_fail_in_the_sandbox(capsys):
+def test_calls_that_work_outside_fail_in_the_sandbox():
     """The control for the test above: without the filter these calls work here, inside none does."""
     probe = PROBES.format(**syscall_numbers(["memfd_create", "keyctl", "io_uring_setup", "userfaultfd"]))
     record = {"id": "probe", "f": F_INT, "g": probe}
-    [outside] = Verifier(timeout=5.0, workers=1, imports="any", sandbox=False).run([record])
+    with Verifier(timeout=5.0, workers=1, imports="any", sandbox=False) as pool:
+        [outside] = pool.run([record])
     with Verifier(timeout=5.0, workers=1, imports="any") as pool:
         [inside] = pool.run([record])
     assert outside["detail"].startswith("ValueError: worked: ") and "unshare" in outside["detail"], outside
