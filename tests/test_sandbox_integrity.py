@@ -15,6 +15,7 @@ import errno
 import json
 import os
 import random
+import select
 import shutil
 import subprocess
 import sys
@@ -435,7 +436,7 @@ def test_bytes_between_replies_replace_the_worker():
         worker = pool._workers[0].proc
         code = FORGER.format(delay=0.3, payload=FORGED)
         [verdict] = pool.run([{"id": "late", "f": F_INT, "g": code}])
-        time.sleep(1.0)  # the forger has written by now, with no request in hand
+        assert select.select([pool._workers[0].fd], [], [], 30)[0]  # the forger wrote, no request in hand
         after = pool.run([GOOD, BAD])
         assert pool._workers[0].proc is not worker
     assert verdict["status"] == "fail"
