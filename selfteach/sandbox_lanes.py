@@ -98,7 +98,8 @@ def forget(caches):
     finalizer), it left every cache empty."""
     re.purge()  # re's own cache holds compiled patterns only: nothing of it runs code when freed
     ran = []
-    # Python code that runs from here on (a finalizer) shows as a "call" event; calls of ours from C.
+    # Python code that runs from here on (a finalizer) shows as a "call" event; ours makes none: it
+    # calls cache_clear from C (map) and gc.collect, a builtin.
     sys.setprofile(lambda frame, event, arg: event == "call" and ran.append(True))
     try:
         collections.deque(map(LRU_CACHE.cache_clear, caches), maxlen=0)
