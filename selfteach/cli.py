@@ -113,6 +113,7 @@ def add_backend_args(command) -> None:
     command.add_argument("--model", required=True, help="a Hugging Face folder or hub id; with --base-url, the API's model name")
     command.add_argument("--base-url", help="an OpenAI-compatible endpoint (e.g. http://127.0.0.1:8000/v1): sample over HTTP")
     command.add_argument("--key-env", help="environment variable holding the endpoint's API key")
+    command.add_argument("--api", choices=["completions", "chat"], default="completions", help="with --base-url: the endpoint's API")
     for key in ("backend", "dtype", "device"):
         command.add_argument(f"--{key}", choices=schema_choices("sampling", key), default=defaults[key])
     command.add_argument("--batch-size", type=int, default=defaults["batch_size"], help="sequences decoded together")
@@ -125,7 +126,7 @@ def backend_from(args):
 
     model = args.model
     if args.base_url:
-        model = {"source": "openai", "base_url": args.base_url, "model": args.model, "key_env": args.key_env}
+        model = {"source": "openai", "base_url": args.base_url, "model": args.model, "key_env": args.key_env, "api": args.api}
     return load_backend(model, {key: getattr(args, key) for key in BACKEND_KEYS})
 
 
@@ -176,16 +177,29 @@ def run_serve(args) -> None:
 
     from selfteach.sampling.server import serve
 
+    from selfteach.sampling.chat import template_renderer
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    serve(backend_from(args), args.host, args.port, model_name=args.name or args.model, stop=stop_rule(args))
+    api_key = None
+    if args.api_key_env:
+        api_key = os.environ.get(args.api_key_env)
+        if not api_key:
+            raise ValueError(f"serve --api-key-env: environment variable {args.api_key_env} is not set")
+    serve(
+        backend_from(args), args.host, args.port, model_name=args.name or args.model, stop=stop_rule(args),
+        chat_template=None if args.base_url else template_renderer(args.model), api_key=api_key,
+    )  # fmt: skip
 
 
 def add_serve(commands) -> None:
-    command = commands.add_parser("serve", help="an OpenAI-compatible /v1/completions server in front of a backend")
+    command = commands.add_parser(
+        "serve", help="an OpenAI-compatible server (/v1/completions, /v1/chat/completions, /v1/models) in front of a backend"
+    )
     add_backend_args(command)
     command.add_argument("--host", default="127.0.0.1")
     command.add_argument("--port", type=int, default=8000)
     command.add_argument("--name", help="the model name clients send (default: --model)")
+    command.add_argument("--api-key-env", help="serve only requests bearing the key held in this environment variable")
     add_stop_arg(command)
     command.set_defaults(run=run_serve)
 

@@ -21,6 +21,7 @@ from selfteach.sampling.server import SamplingServer
 
 PROMPTS = ["def f(x: int):\n    return x > 3\n\ndef g():", "def f(s: str):\n    return s == 'a'\n\ndef g():"]
 SERVER_START_S = 180  # importing torch on a loaded 2-core machine is slow
+KEY_ENV, KEY = "SELFTEACH_SERVE_TEST_KEY", "sk-local-test"  # the served model needs this bearer key
 
 
 def free_port() -> int:
@@ -31,18 +32,19 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def served(tiny_model_dir):
-    """`selfteach serve` in a subprocess, as a user would start it; yields its base URL."""
+    """`selfteach serve` in a subprocess, as a user would start it, asking for a key; yields its base URL."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "selfteach", "serve", "--model", str(tiny_model_dir), "--device", "cpu",
-         "--port", str(port), "--name", "tiny"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+         "--port", str(port), "--name", "tiny", "--api-key-env", KEY_ENV],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, KEY_ENV: KEY},
     )  # fmt: skip
     base_url = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + SERVER_START_S
     while True:
         try:
-            urllib.request.urlopen(base_url + "/models", timeout=5).read()
+            request = urllib.request.Request(base_url + "/models", headers={"Authorization": f"Bearer {KEY}"})
+            urllib.request.urlopen(request, timeout=5).read()
             break
         except (urllib.error.URLError, ConnectionError):
             if process.poll() is not None or time.monotonic() > deadline:
@@ -54,8 +56,13 @@ def served(tiny_model_dir):
     process.wait(timeout=30)
 
 
-def test_http_backend_through_selfteach_serve(served, tiny_model_dir):
-    client = load_backend({"source": "openai", "base_url": served, "model": "tiny"}, {"concurrency": 2})
+@pytest.fixture
+def keyed(monkeypatch):
+    monkeypatch.setenv(KEY_ENV, KEY)
+
+
+def test_http_backend_through_selfteach_serve(served, keyed, tiny_model_dir):
+    client = load_backend({"source": "openai", "base_url": served, "model": "tiny", "key_env": KEY_ENV}, {"concurrency": 2})
     local = load_backend(str(tiny_model_dir), {"backend": "hf", "device": "cpu"})
     params = SamplingParams(n=2, temperature=0, max_new_tokens=8)
     over_http = client.generate(PROMPTS, params)
@@ -69,12 +76,59 @@ def test_serve_rejects_what_it_cannot_do(served):
     request = urllib.request.Request(
         served + "/completions",
         data=json.dumps({"model": "tiny", "prompt": "x", "stop": ["\n"]}).encode(),
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"},
     )
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(request, timeout=30)
     assert err.value.code == 400
     assert "stop" in json.loads(err.value.read())["error"]["message"]
+
+
+def test_the_official_openai_client_completes_chats_and_lists_the_model(served, tiny_model_dir):
+    import openai
+
+    client = openai.OpenAI(base_url=served, api_key=KEY, max_retries=0)
+    assert [model.id for model in client.models.list()] == ["tiny"]
+    completion = client.completions.create(model="tiny", prompt=PROMPTS[0], max_tokens=8, n=2, temperature=0)
+    local = load_backend(str(tiny_model_dir), {"backend": "hf", "device": "cpu"})
+    [expected] = local.generate(PROMPTS[:1], SamplingParams(n=2, temperature=0, max_new_tokens=8))
+    assert [choice.text for choice in completion.choices] == [c.text for c in expected]
+    assert completion.usage.completion_tokens == sum(c.tokens for c in expected)
+    chat = client.chat.completions.create(
+        model="tiny", messages=[{"role": "user", "content": "Write def f."}], max_tokens=6, n=2, temperature=1.0, seed=1
+    )
+    assert chat.object == "chat.completion" and len(chat.choices) == 2
+    assert all(c.message.role == "assistant" and isinstance(c.message.content, str) for c in chat.choices)
+    assert {c.finish_reason for c in chat.choices} <= {"stop", "length"} and chat.usage.completion_tokens >= 1
+
+
+def test_the_official_client_gets_openais_errors_for_an_unknown_model_and_a_bad_key(served):
+    import openai
+
+    client = openai.OpenAI(base_url=served, api_key=KEY, max_retries=0)
+    for call in (
+        lambda: client.completions.create(model="gpt-4o", prompt="x", max_tokens=2),
+        lambda: client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}]),
+    ):
+        with pytest.raises(openai.NotFoundError) as err:
+            call()
+        assert err.value.code == "model_not_found"
+    with pytest.raises(openai.AuthenticationError) as err:
+        openai.OpenAI(base_url=served, api_key="sk-wrong", max_retries=0).models.list()
+    assert err.value.code == "invalid_api_key"
+
+
+@pytest.mark.parametrize("api", ["completions", "chat"])
+def test_http_backend_names_a_bad_key_and_a_model_the_endpoint_does_not_serve(served, monkeypatch, api):
+    params = SamplingParams(n=1, temperature=0, max_new_tokens=4)
+    monkeypatch.setenv(KEY_ENV, "sk-wrong")
+    client = load_backend({"source": "openai", "base_url": served, "model": "tiny", "key_env": KEY_ENV, "api": api}, {})
+    with pytest.raises(ValueError, match=rf"model 'tiny'\): HTTP 401, the endpoint refused the key in \${KEY_ENV}"):
+        client.generate(PROMPTS[:1], params)
+    monkeypatch.setenv(KEY_ENV, KEY)
+    client = load_backend({"source": "openai", "base_url": served, "model": "nope", "key_env": KEY_ENV, "api": api}, {})
+    with pytest.raises(ValueError, match=r"model 'nope'\): HTTP 404, the endpoint does not serve this model"):
+        client.generate(PROMPTS[:1], params)
 
 
 class Flaky(BaseHTTPRequestHandler):

@@ -1,10 +1,14 @@
-"""OpenAI-compatible HTTP backend (the `/v1/completions` endpoint), for API models and `selfteach serve`.
+"""OpenAI-compatible HTTP backend (`/v1/completions`, or `/v1/chat/completions` for chat models), for API
+models and `selfteach serve`.
 
 One request per prompt asks for its `n` samples; at most `concurrency` requests are in flight.
 A 429 or 5xx answer (or a dropped connection) is retried with exponential backoff, honouring a
-`Retry-After` header. The dedent rule cannot be written as OpenAI stop strings, so completions
-are cut here; a `selfteach serve` server already stops each one at its dedent and says so in the
-extra per-choice fields `tokens` and `finished`, which other servers simply do not send.
+`Retry-After` header; any other error (a bad key, a model the endpoint does not serve, a refused
+request) ends the run with one line naming the endpoint, the model and the server's message. The
+dedent rule cannot be written as OpenAI stop strings, so completions are cut here; a `selfteach
+serve` server already stops each one at its dedent and says so in the extra per-choice fields
+`tokens` and `finished`, which other servers simply do not send. A chat model (`api: chat`) gets the
+prompt as messages and its reply's code becomes the completion (`sampling.chat`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from selfteach import config
 from selfteach.sampling.base import Completion, SamplingParams, finish, prompt_keys, row_seed
+from selfteach.sampling.chat import chat_messages, reply_continuation
 
 DEFAULTS = config.defaults("sampling")
 
@@ -27,6 +32,7 @@ BACKOFF_MAX_S = 30.0
 REQUEST_TIMEOUT_S = 600.0
 DEFAULT_CONTEXT = 8192  # the API does not say its context length; packing uses this unless configured
 CHARS_PER_TOKEN = 4  # without the server's tokenizer, token counts are estimated from characters
+APIS = {"completions": "/completions", "chat": "/chat/completions"}  # models.<name>.api -> endpoint path
 
 
 class OpenAIBackend:
@@ -39,11 +45,15 @@ class OpenAIBackend:
         concurrency: int = DEFAULTS["concurrency"],
         max_retries: int = DEFAULTS["max_retries"],
         max_context: int = DEFAULT_CONTEXT,
+        api: str = "completions",
+        key_env: str | None = None,
     ):
         if concurrency < 1:
             raise ValueError(f"sampling.concurrency must be at least 1, got {concurrency}")
-        self.url = base_url.rstrip("/") + "/completions"
-        self.model, self.api_key = model, api_key
+        if api not in APIS:
+            raise ValueError(f"model (source: openai): api must be one of {sorted(APIS)}, got {api!r}")
+        self.url = base_url.rstrip("/") + APIS[api]
+        self.api, self.model, self.api_key, self.key_env = api, model, api_key, key_env
         self.concurrency, self.max_retries, self.max_context = concurrency, max_retries, max_context
 
     @classmethod
@@ -63,6 +73,8 @@ class OpenAIBackend:
             concurrency=int(sampling.get("concurrency", DEFAULTS["concurrency"])),
             max_retries=int(sampling.get("max_retries", DEFAULTS["max_retries"])),
             max_context=int(model.get("max_context", DEFAULT_CONTEXT)),
+            api=model.get("api", "completions"),
+            key_env=model.get("key_env"),
         )
 
     def count_tokens(self, text: str) -> int:
@@ -78,7 +90,7 @@ class OpenAIBackend:
     def _complete(self, prompt: str, key: str, params: SamplingParams) -> list[Completion]:
         body = {
             "model": self.model,
-            "prompt": prompt,
+            **({"messages": chat_messages(prompt)} if self.api == "chat" else {"prompt": prompt}),
             "n": params.n,
             "max_tokens": params.max_new_tokens,
             "temperature": params.temperature,
@@ -93,17 +105,27 @@ class OpenAIBackend:
             raise ValueError(f"{self.url}: asked for {params.n} choices, got {len(choices)}")
         spent = answer.get("usage", {}).get("completion_tokens")
         completions = []
-        for choice in choices:
-            raw = choice.get("text", "")
+        texts = [self._choice_text(choice) for choice in choices]
+        total_chars = sum(map(len, texts)) or 1
+        for choice, raw in zip(choices, texts):
             tokens = choice.get("tokens")
             if tokens is None:  # a plain OpenAI server: share the usage out by length, else estimate
-                total_chars = sum(len(c.get("text", "")) for c in choices) or 1
                 tokens = round(spent * len(raw) / total_chars) if spent else self.count_tokens(raw)
-            completion = finish(raw, int(tokens), params.stop, ended=choice.get("finish_reason") == "stop")
+            ended = choice.get("finish_reason") == "stop"
+            if self.api == "chat":
+                raw = reply_continuation(raw, prompt)
+            completion = finish(raw, int(tokens), params.stop, ended=ended)
             if "finished" in choice:
                 completion = Completion(completion.text, completion.tokens, bool(choice["finished"]))
+            elif self.api == "chat" and ended:  # the reply is whole: its code ends where the reply does
+                completion = Completion(completion.text, completion.tokens, True)
             completions.append(completion)
         return completions
+
+    def _choice_text(self, choice: dict) -> str:
+        if self.api == "chat":
+            return (choice.get("message") or {}).get("content") or ""
+        return choice.get("text", "")
 
     def _post(self, body: dict) -> dict:
         headers = {"Content-Type": "application/json"}
@@ -118,8 +140,7 @@ class OpenAIBackend:
                     return json.loads(response.read())
             except urllib.error.HTTPError as err:
                 if err.code not in RETRY_STATUSES or attempt == self.max_retries:
-                    detail = err.read().decode(errors="replace")[:300]
-                    raise ValueError(f"{self.url}: HTTP {err.code}: {detail}") from None
+                    raise ValueError(self._refusal(err.code, err.read())) from None
                 wait = _retry_after(err.headers.get("Retry-After"))
             except (urllib.error.URLError, ConnectionError, TimeoutError) as err:
                 if attempt == self.max_retries:
@@ -127,6 +148,23 @@ class OpenAIBackend:
                 wait = None
             time.sleep(wait if wait is not None else min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2**attempt))
             attempt += 1
+
+    def _refusal(self, code: int, body: bytes) -> str:
+        """One line saying why the endpoint refused: a bad key, a model it does not serve, or its own reason."""
+        try:
+            error = json.loads(body).get("error") or {}
+            message = error.get("message") if isinstance(error, dict) else str(error)
+        except (ValueError, AttributeError):
+            error, message = {}, None
+        message = " ".join((message or body.decode(errors="replace")).split())[:300]
+        where = f"{self.url} (model {self.model!r})"
+        if code in (401, 403):
+            key = f"the key in ${self.key_env}" if self.key_env and self.api_key else "no API key (models.<name>.key_env)"
+            return f"{where}: HTTP {code}, the endpoint refused {key}: {message}"
+        if code == 404 and isinstance(error, dict) and error.get("code") == "model_not_found":
+            return f"{where}: HTTP 404, the endpoint does not serve this model (see its /v1/models): {message}"
+        return f"{where}: HTTP {code}, request refused: {message}"
+
 
 def _retry_after(header: str | None) -> float | None:
     try:

@@ -1,16 +1,22 @@
-"""`selfteach serve`: an OpenAI-compatible `/v1/completions` server in front of any backend.
+"""`selfteach serve`: an OpenAI-compatible server (`/v1/completions`, `/v1/chat/completions`,
+`/v1/models`) in front of any backend.
 
 One sampling server can feed many jobs (and the HTTP backend's tests talk to it). Requests that
 arrive while the model is busy are queued; the worker then runs all queued requests that ask for
 the same sampling parameters (the seed aside: it keys each prompt's own random stream) as one
 `generate` call, so they share the batch and the cached prompt prefix. Completions end by the server's stop rule (`--stop dedent`, the default: at the first
 non-indented line; `--stop none`: the full budget); each choice carries two extra fields,
-`tokens` and `finished`, that the HTTP backend reads and other clients ignore.
+`tokens` and `finished`, that the HTTP backend reads and other clients ignore. A chat request's
+messages become one prompt through the model's chat template, and its reply runs to EOS (or the
+budget): the client cuts the code out of it. As OpenAI's API and vLLM do, a request naming another
+model than the served one gets 404 `model_not_found`, and with `api_key` set, a request without that
+bearer key gets 401 `invalid_api_key`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import json
 import logging
 import queue
@@ -19,6 +25,7 @@ import time
 import uuid
 from concurrent.futures import Future
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
 
 from selfteach.sampling.base import Backend, SamplingParams
 
@@ -28,9 +35,26 @@ MAX_PROMPTS_PER_CALL = 64  # most queued prompts one generate call takes
 OPENAI_DEFAULTS = {"n": 1, "max_tokens": 16, "temperature": 1.0, "top_p": 1.0, "top_k": 0, "seed": 0}
 
 
-def parse_request(body: dict, stop: str | None) -> tuple[list[str], SamplingParams]:
-    """The prompts and sampling parameters of a completions request; ValueError names a bad field."""
-    prompt = body.get("prompt")
+COMPLETIONS, CHAT = "completions", "chat"
+ROUTES = {"/v1/completions": COMPLETIONS, "/completions": COMPLETIONS, "/v1/chat/completions": CHAT, "/chat/completions": CHAT}
+
+
+def chat_prompt(body: dict, render: Callable[[list[dict]], str] | None) -> str:
+    """The one prompt of a chat request: its messages through the chat template."""
+    if render is None:
+        raise ValueError("this model has no chat template: use /v1/completions")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages or not all(
+        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in messages
+    ):
+        raise ValueError("'messages' must be a non-empty list of {role, content} with string contents")
+    return render([{"role": m["role"], "content": m["content"]} for m in messages])
+
+
+def parse_request(body: dict, stop: str | None, prompt=None) -> tuple[list[str], SamplingParams]:
+    """The prompts and sampling parameters of a completions request (or of a chat request, whose one
+    rendered `prompt` is given); ValueError names a bad field."""
+    prompt = body.get("prompt") if prompt is None else prompt
     prompts = [prompt] if isinstance(prompt, str) else prompt
     if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) for p in prompts):
         raise ValueError("'prompt' must be a string or a non-empty list of strings")
@@ -118,24 +142,54 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _error(self, status: int, message: str) -> None:
+    def _error(self, status: int, message: str, code: str | None = None, param: str | None = None) -> None:
         kind = "invalid_request_error" if status < 500 else "server_error"
-        self._reply(status, {"error": {"message": message, "type": kind}})
+        self._reply(status, {"error": {"message": message, "type": kind, "param": param, "code": code}})
+
+    def _authorized(self) -> bool:
+        """True when no key is set or the request bears it; else answers 401 and returns False."""
+        if self.server.api_key is None:
+            return True
+        given = self.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if hmac.compare_digest(given.encode(), self.server.api_key.encode()):
+            return True
+        self._error(401, "Incorrect API key provided.", code="invalid_api_key")
+        return False
 
     def do_GET(self):
         if self.path.rstrip("/") in ("/v1/models", "/models"):
-            self._reply(200, {"object": "list", "data": [{"id": self.server.model_name, "object": "model"}]})
+            if self._authorized():
+                model = {"id": self.server.model_name, "object": "model", "created": self.server.created, "owned_by": "selfteach"}
+                self._reply(200, {"object": "list", "data": [model]})
         else:
             self._error(404, f"no route {self.path}")
 
     def do_POST(self):
-        if self.path.rstrip("/") not in ("/v1/completions", "/completions"):
+        route = ROUTES.get(self.path.rstrip("/"))
+        if route is None:
             self._error(404, f"no route {self.path}")
+            return
+        if not self._authorized():
             return
         try:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-            prompts, params = parse_request(body, self.server.stop)
+            if not isinstance(body, dict):
+                raise ValueError("the request body must be a JSON object")
         except (ValueError, json.JSONDecodeError) as err:
+            self._error(400, str(err))
+            return
+        if body.get("model") not in (None, self.server.model_name):
+            self._error(
+                404, f"The model `{body['model']}` does not exist; this server serves `{self.server.model_name}`.",
+                code="model_not_found", param="model",
+            )  # fmt: skip
+            return
+        try:
+            if route == CHAT:  # the reply runs to EOS: the client reads the code out of it
+                prompts, params = parse_request(body, None, chat_prompt(body, self.server.chat_template))
+            else:
+                prompts, params = parse_request(body, self.server.stop)
+        except ValueError as err:
             self._error(400, str(err))
             return
         try:
@@ -147,27 +201,38 @@ class _Handler(BaseHTTPRequestHandler):
             log.exception("sampling failed")
             self._error(500, f"sampling failed: {err}")
             return
-        choices = [
-            {
-                "index": i * params.n + j,
-                "text": completion.text,
-                "logprobs": None,
-                "finish_reason": "stop" if completion.finished else "length",
-                "tokens": completion.tokens,
-                "finished": completion.finished,
-            }
-            for i, completions in enumerate(results)
-            for j, completion in enumerate(completions)
-        ]
+        flat = [completion for completions in results for completion in completions]
+        if route == CHAT:
+            choices = [
+                {
+                    "index": i,
+                    "message": {"role": "assistant", "content": completion.text},
+                    "logprobs": None,
+                    "finish_reason": "stop" if completion.finished else "length",
+                }
+                for i, completion in enumerate(flat)
+            ]
+        else:
+            choices = [
+                {
+                    "index": i,
+                    "text": completion.text,
+                    "logprobs": None,
+                    "finish_reason": "stop" if completion.finished else "length",
+                    "tokens": completion.tokens,
+                    "finished": completion.finished,
+                }
+                for i, completion in enumerate(flat)
+            ]
         prompt_tokens = sum(self.server.backend.count_tokens(p) for p in prompts)
-        completion_tokens = sum(choice["tokens"] for choice in choices)
+        completion_tokens = sum(completion.tokens for completion in flat)
         self._reply(
             200,
             {
-                "id": f"cmpl-{uuid.uuid4().hex}",
-                "object": "text_completion",
+                "id": f"{'chatcmpl' if route == CHAT else 'cmpl'}-{uuid.uuid4().hex}",
+                "object": "chat.completion" if route == CHAT else "text_completion",
                 "created": int(time.time()),
-                "model": body.get("model") or self.server.model_name,
+                "model": self.server.model_name,
                 "choices": choices,
                 "usage": {
                     "prompt_tokens": prompt_tokens,
@@ -181,9 +246,23 @@ class _Handler(BaseHTTPRequestHandler):
 class SamplingServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, backend: Backend, host: str, port: int, *, model_name: str, stop: str | None = "dedent"):
+    def __init__(
+        self,
+        backend: Backend,
+        host: str,
+        port: int,
+        *,
+        model_name: str,
+        stop: str | None = "dedent",
+        chat_template: Callable[[list[dict]], str] | None = None,
+        api_key: str | None = None,
+    ):
+        """`chat_template`: messages -> prompt (`chat.template_renderer`); None answers chat requests 400.
+        `api_key`: the bearer key every request must bear; None serves everyone."""
         super().__init__((host, port), _Handler)
         self.backend, self.model_name, self.stop = backend, model_name, stop
+        self.chat_template, self.api_key = chat_template, api_key
+        self.created = int(time.time())
         self.batcher = _Batcher(backend)
 
     def server_close(self) -> None:
@@ -191,10 +270,11 @@ class SamplingServer(ThreadingHTTPServer):
         self.batcher.close()
 
 
-def serve(backend: Backend, host: str, port: int, *, model_name: str, stop: str | None = "dedent") -> None:
-    """Serve until interrupted."""
-    server = SamplingServer(backend, host, port, model_name=model_name, stop=stop)
-    log.info("serving %s on http://%s:%d/v1/completions", model_name, host, server.server_address[1])
+def serve(backend: Backend, host: str, port: int, **options) -> None:
+    """Serve until interrupted; `options` are SamplingServer's."""
+    server = SamplingServer(backend, host, port, **options)
+    chat = "and chat/completions " if server.chat_template else ""
+    log.info("serving %s on http://%s:%d/v1/completions %s", server.model_name, host, server.server_address[1], chat)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
