@@ -12,6 +12,12 @@ Two folders per run, on purpose:
   finished epoch's model, so a rerun resumes mid-epoch and re-publishes epoch folders that Snakemake
   removed. Epoch folders are hard links to those copies where the file system allows, so they cost no
   extra disk.
+
+`method: lora` trains peft's low-rank adapters on the frozen base weights. Each epoch folder is still a
+plain Hugging Face model that every backend loads: the base with the adapter merged in
+(`merge_and_unload`), with the adapter itself in its `lora_adapter/` for tools that apply adapters.
+`log_with: tensorboard` also sends each CSV row's loss, learning rate and tokens/s to TensorBoard through
+accelerate's tracker, under `tensorboard/` beside the CSV.
 """
 
 from __future__ import annotations
@@ -50,8 +56,12 @@ PROGRESS_FILE = "progress.json"  # written last into a checkpoint: its presence 
 CHECKPOINT_PREFIX = "step-"
 EPOCH_MODELS = "epoch-models"  # inside checkpoint_dir: each finished epoch's model, the source of out_dirs
 RUN_CONFIG_FILE = "finetune.json"  # the training config and position, saved beside each epoch's weights
+ADAPTER_DIR = "lora_adapter"  # inside a LoRA run's epoch folder: the adapter that the merged weights include
+TRACKING_DIR = "tensorboard"  # beside the CSV log: accelerate's trackers write here (log_with: tensorboard)
+TRACKING_RUN = "train"  # the run's folder name inside TRACKING_DIR
 # Changing these does not change the trained weights, so a checkpoint made under other values still fits.
-NOT_IN_FINGERPRINT = ("log_every", "save_every_steps")
+NOT_IN_FINGERPRINT = ("log_every", "save_every_steps", "log_with")
+LORA_FIELDS = ("lora_rank", "lora_alpha", "lora_dropout", "lora_target_modules")  # unused by method: full
 
 
 # --- data: examples -> token ids -> packed blocks ---------------------------------------------------------
@@ -150,7 +160,8 @@ def publish(src: Path, dst: Path, link: bool) -> None:
 def run_fingerprint(config: FinetuneConfig, model_path: Path, text: str, num_processes: int) -> str:
     """What a checkpoint must match to be resumed: the config (less logging knobs), base model, data, and
     the process count (it decides which blocks a batch index means)."""
-    recipe = {k: v for k, v in dataclasses.asdict(config).items() if k not in NOT_IN_FINGERPRINT}
+    ignored = NOT_IN_FINGERPRINT + (LORA_FIELDS if config.method == "full" else ())
+    recipe = {k: v for k, v in dataclasses.asdict(config).items() if k not in ignored}
     data = hashlib.sha256(text.encode()).hexdigest()
     key = json.dumps([recipe, str(model_path.resolve()), data, num_processes])
     return hashlib.sha256(key.encode()).hexdigest()[:16]
@@ -201,12 +212,43 @@ def save_checkpoint(accelerator: Accelerator, checkpoint_dir: Path, progress: di
     accelerator.wait_for_everyone()
 
 
-def save_epoch_model(accelerator: Accelerator, model, tokenizer, folder: Path, run_config: dict) -> None:
-    """`save_pretrained` + tokenizer + the run's config; under FSDP every process helps gather the weights."""
+def lora_model(model, config: FinetuneConfig):
+    """The base model wrapped with fresh LoRA adapters (peft); only the adapters train."""
+    from peft import LoraConfig, get_peft_model
+
+    adapters = LoraConfig(
+        r=config.lora_rank,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=config.lora_targets(),
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, adapters)
+
+
+def merged_model(base_path: Path, adapter_dir: Path):
+    """The base model with the adapter folded into its weights: a plain transformers model again."""
+    from peft import PeftModel
+
+    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
+    return PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
+
+
+def save_epoch_model(
+    accelerator: Accelerator, model, tokenizer, folder: Path, run_config: dict, lora_base: Path | None = None
+) -> None:
+    """`save_pretrained` + tokenizer + the run's config; under FSDP every process helps gather the weights.
+
+    With `lora_base` (a LoRA run's base model), the folder holds the base merged with the adapter, and the
+    adapter in ADAPTER_DIR: the training model itself stays unmerged."""
     state_dict = accelerator.get_state_dict(model)
     if accelerator.is_main_process:
         with atomic_path(folder, folder=True) as tmp:
-            accelerator.unwrap_model(model).save_pretrained(tmp, state_dict=state_dict)
+            if lora_base is None:
+                accelerator.unwrap_model(model).save_pretrained(tmp, state_dict=state_dict)
+            else:
+                accelerator.unwrap_model(model).save_pretrained(tmp / ADAPTER_DIR, state_dict=state_dict)
+                merged_model(lora_base, tmp / ADAPTER_DIR).save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
             write_json(tmp / RUN_CONFIG_FILE, run_config)
     accelerator.wait_for_everyone()
@@ -291,6 +333,7 @@ def train(
     accelerator = Accelerator(
         mixed_precision=resolve_mixed_precision(config.mixed_precision),
         gradient_accumulation_steps=config.grad_accum,
+        **({} if config.log_with == "csv" else {"log_with": config.log_with, "project_dir": log_csv.parent / TRACKING_DIR}),
     )
     set_seed(config.seed)
     fingerprint = run_fingerprint(config, model_path, text, accelerator.num_processes)
@@ -320,8 +363,11 @@ def train(
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)  # fp32 master weights
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    matrices = [p for p in model.parameters() if p.ndim >= 2]
-    vectors = [p for p in model.parameters() if p.ndim < 2]  # norms and biases: no weight decay
+    if config.method == "lora":
+        model = lora_model(model, config)  # freezes the base: only the adapters require grad
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    matrices = [p for p in trainable if p.ndim >= 2]
+    vectors = [p for p in trainable if p.ndim < 2]  # norms and biases: no weight decay
     optimizer = torch.optim.AdamW(
         [{"params": matrices, "weight_decay": config.weight_decay}, {"params": vectors, "weight_decay": 0.0}],
         lr=config.lr,
@@ -357,6 +403,8 @@ def train(
     start_step = progress["step"]
     publish_finished_epochs(checkpoint_dir, out_dirs, progress["epoch"])
     csv_log = CsvLog(log_csv, start_step) if accelerator.is_main_process else None
+    if config.log_with != "csv":  # the recipe as the run's hyperparameters; every value is a scalar
+        accelerator.init_trackers(TRACKING_RUN, config=dataclasses.asdict(config))
 
     # --- the loop ---
     record = {"fingerprint": fingerprint, **run_config}  # stored with every checkpoint, beside its progress
@@ -393,16 +441,19 @@ def train(
             if progress["step"] % config.log_every == 0 or end_of_epoch:
                 now = time.perf_counter()
                 logged_loss = accelerator.reduce(window_loss / window_batches, "mean").item()
+                lr, tokens_per_s = scheduler.get_last_lr()[0], round(window_tokens / (now - window_start), 1)
                 if csv_log:
                     csv_log.write(
                         step=progress["step"],
                         epoch=epoch + 1,
                         loss=round(logged_loss, 6),
-                        lr=scheduler.get_last_lr()[0],
+                        lr=lr,
                         tokens=progress["tokens"],
-                        tokens_per_s=round(window_tokens / (now - window_start), 1),
+                        tokens_per_s=tokens_per_s,
                         elapsed_s=round(elapsed_before + now - run_start, 3),
                     )
+                if config.log_with != "csv":
+                    accelerator.log({"loss": logged_loss, "lr": lr, "tokens_per_s": tokens_per_s}, step=progress["step"])
                 window_loss.zero_()
                 window_batches, window_tokens, window_start = 0, 0, now
             if progress["step"] % config.save_every_steps == 0 and not end_of_epoch:
@@ -415,7 +466,8 @@ def train(
         saved_at = time.perf_counter()
         progress["epoch"], progress["batches_done"] = epoch + 1, 0
         epoch_model = checkpoint_dir / EPOCH_MODELS / f"epoch{epoch + 1}"
-        save_epoch_model(accelerator, model, tokenizer, epoch_model, {**run_config, **progress})
+        lora_base = model_path if config.method == "lora" else None
+        save_epoch_model(accelerator, model, tokenizer, epoch_model, {**run_config, **progress}, lora_base)
         if accelerator.is_main_process:
             publish(epoch_model, out_dirs[epoch], link=True)
         progress["elapsed_s"] = elapsed_before + saved_at - run_start
@@ -423,6 +475,7 @@ def train(
         save_seconds += time.perf_counter() - saved_at
 
     # --- summary ---
+    accelerator.end_training()  # flushes and closes the trackers' event files
     train_seconds = time.perf_counter() - run_start - save_seconds
     tokens_this_run = progress["tokens"] - tokens_before
     return {

@@ -15,6 +15,8 @@ from selfteach import config as study_config
 # Our schedule names -> transformers' names; every schedule starts with `warmup_steps` of linear warm-up.
 SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
 MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
+METHODS = ("full", "lora")
+TRACKERS = ("csv", "tensorboard")  # finetune.log_with; the CSV is always written
 # Keys of the schema's finetune section that the workflow reads (who trains, from what, on which devices);
 # every other key is a field of FinetuneConfig.
 WORKFLOW_KEYS = ("students", "init", "gpus", "accelerate")
@@ -41,6 +43,12 @@ class FinetuneConfig:
     mixed_precision: str = _DEFAULT["mixed_precision"]
     seed: int = _SCHEMA["seed"]
     log_every: int = _DEFAULT["log_every"]  # optimizer steps per CSV row
+    log_with: str = _DEFAULT["log_with"]  # "csv" | "tensorboard" (also TensorBoard events, beside the CSV)
+    method: str = _DEFAULT["method"]  # "full" | "lora" (peft adapters on the frozen base, merged per epoch)
+    lora_rank: int = _DEFAULT["lora_rank"]
+    lora_alpha: int = _DEFAULT["lora_alpha"]
+    lora_dropout: float = _DEFAULT["lora_dropout"]
+    lora_target_modules: str = _DEFAULT["lora_target_modules"]  # "all-linear" or "q_proj,v_proj,..."
     save_every_steps: int = _DEFAULT["save_every_steps"]  # steps per resumable checkpoint (and one per epoch)
 
     def __post_init__(self):
@@ -56,12 +64,25 @@ class FinetuneConfig:
             raise ValueError(
                 f"finetune mixed_precision {self.mixed_precision!r}: expected one of {MIXED_PRECISION}"
             )
-        for name in ("epochs", "block_size", "batch_size", "grad_accum", "log_every", "save_every_steps"):
+        for name, allowed in (("method", METHODS), ("log_with", TRACKERS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"finetune {name} {getattr(self, name)!r}: expected one of {allowed}")
+        if not 0 <= self.lora_dropout < 1:
+            raise ValueError(f"finetune lora_dropout must be in [0, 1), got {self.lora_dropout}")
+        if not self.lora_target_modules.strip(" ,"):
+            raise ValueError("finetune lora_target_modules must name at least one module, or be all-linear")
+        for name in ("epochs", "block_size", "batch_size", "grad_accum", "log_every", "save_every_steps", "lora_rank", "lora_alpha"):
             if getattr(self, name) < 1:
                 raise ValueError(f"finetune {name} must be at least 1, got {getattr(self, name)}")
         for name in ("lr", "warmup_steps", "max_grad_norm", "weight_decay"):
             if getattr(self, name) < 0:
                 raise ValueError(f"finetune {name} must not be negative, got {getattr(self, name)}")
+
+    def lora_targets(self) -> str | list[str]:
+        """peft's `target_modules`: "all-linear" as is, else the list of names."""
+        if self.lora_target_modules == "all-linear":
+            return "all-linear"
+        return [name.strip() for name in self.lora_target_modules.split(",") if name.strip()]
 
     @classmethod
     def from_dict(cls, values: dict) -> FinetuneConfig:
