@@ -65,6 +65,49 @@ def test_n_samples_per_prompt_deterministic_by_seed(backend):
     assert other != first
 
 
+def test_seeded_samples_do_not_depend_on_the_batch_size(backend, sharp_model_dir):
+    """Each row draws from its own seeded generator: 6 rows decoded 8, 3 or 1 at a time (joining,
+    leaving and moving between slots differently) give the same samples."""
+    params = SamplingParams(n=3, temperature=1.0, max_new_tokens=12, stop=None, seed=4)
+    results = [backend.generate(PROMPTS, params)]
+    for batch_size in (3, 1):
+        small = load_backend(str(sharp_model_dir), {"backend": "hf", "device": "cpu", "batch_size": batch_size})
+        results.append(small.generate(PROMPTS, params))
+    assert results[1] == results[0] and results[2] == results[0]
+
+
+def test_dtype_auto_is_bf16_exactly_where_the_hardware_has_it():
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert hf.resolve_dtype("auto", torch.device("cpu")) == (torch.bfloat16 if native else torch.float32)
+    assert hf.resolve_dtype("float32", torch.device("cpu")) == torch.float32
+    with pytest.raises(ValueError, match="sampling.dtype must be auto or one of"):
+        hf.resolve_dtype("int8", torch.device("cpu"))
+
+
+@pytest.mark.slow
+def test_bf16_greedy_tokens_agree_with_fp32_on_most_positions(p3_dir, embedded_model_dir):
+    """bf16 must not change what the loop learns: along the real model's fp32 greedy solutions (our
+    sampler's), bf16's argmax picks the same token at most positions (rounding may flip a near tie).
+    (A random model has too many near ties to say anything.)"""
+    from transformers import AutoModelForCausalLM
+
+    from selfteach import p3, prompts
+
+    full = load_backend(str(embedded_model_dir), {"backend": "hf", "device": "cpu", "dtype": "float32"})
+    texts = [prompts.solution_prompt(p3.train_prefix(p3_dir), puzzle["f"]) for puzzle in p3.test_puzzles(p3_dir)[:4]]
+    results = full.generate(texts, SamplingParams(n=1, temperature=0, max_new_tokens=24, stop=None))
+    half = AutoModelForCausalLM.from_pretrained(embedded_model_dir, dtype=torch.bfloat16).eval()
+    same = total = 0
+    for text, [completion] in zip(texts, results):
+        prompt_ids = full.tokenizer(text).input_ids
+        continuation = full.tokenizer(completion.text, add_special_tokens=False).input_ids
+        with torch.inference_mode():
+            logits = half(torch.tensor([prompt_ids + continuation])).logits[0, len(prompt_ids) - 1 : -1]
+        same += int((logits.argmax(-1) == torch.tensor(continuation)).sum())
+        total += len(continuation)
+    assert same >= 0.9 * total
+
+
 def plain_greedy(model_dir, prompts: list[str], max_new_tokens: int):
     """The tokenizer, and each prompt's continuation (token ids) under plain transformers `generate`, argmax."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -98,11 +141,10 @@ def test_shared_prefix_path_matches_plain_greedy_generate(backend, sharp_model_d
 
 
 def test_rows_that_join_a_running_batch_decode_like_plain_generate(sharp_model_dir, monkeypatch):
-    """Continuous batching: with room for 2 rows, the 6 prompts' rows join as others stop, each
-    right-aligned on the shared time axis; every completion equals plain greedy `generate`, cut alike.
-    The random model never stops by itself, so tokens that some continuations emit play EOS."""
-    from selfteach.sampling.prefix_attention import RowCache
-
+    """Continuous batching: with room for 2 rows, the 6 prompts' rows join as others stop, each in
+    its own slot with its own length, moved when rows before it leave; every completion equals plain
+    greedy `generate`, cut alike. The random model never stops by itself, so tokens that some
+    continuations emit play EOS."""
     prompts = [SHARED + f"def f(x: int, n={k}):\n" + "    y = x\n" * k + f"    return y == {k}\n\ndef g(n={k}):" for k in range(6)]
     tokenizer, continuations = plain_greedy(sharp_model_dir, prompts, 30)
     stops = {continuations[k][2 + 4 * k] for k in range(4)}  # rows 0-3 end at steps 3, 7, 11, 15 or sooner
@@ -110,40 +152,46 @@ def test_rows_that_join_a_running_batch_decode_like_plain_generate(sharp_model_d
     expected = [c[:end] for c, end in zip(continuations, ends)]
 
     joins = []
-    stack = RowCache.stack.__func__
+    join = hf.Batch.join
 
-    def spy(cls, parts, room, rows=None):
-        if rows is None:  # a decoding batch taking rows in, not one prompt encoding laid out
-            joins.append(len(parts))
-        return stack(cls, parts, room, rows)
+    def spy(batch, new_rows):
+        joins.append(len(batch.rows))  # rows already decoding when others join
+        return join(batch, new_rows)
 
-    monkeypatch.setattr(RowCache, "stack", classmethod(spy))
+    monkeypatch.setattr(hf.Batch, "join", spy)
     small = load_backend(str(sharp_model_dir), {"backend": "hf", "device": "cpu", "batch_size": 2})
     small.eos_ids = torch.tensor(sorted(stops))
     ours = small.generate(prompts, SamplingParams(n=1, temperature=0, max_new_tokens=30, stop=None))
-    assert 2 in joins  # some rows joined a batch that was still running
+    assert any(joins)  # some rows joined a batch that was still running
     for tokens, [sample] in zip(expected, ours):
         assert (sample.text, sample.tokens) == (tokenizer.decode(tokens, skip_special_tokens=True), len(tokens))
 
 
-def test_stacked_rows_are_right_aligned_and_unused_columns_dropped():
-    from selfteach.sampling.prefix_attention import RowCache
+def test_slots_hold_rows_left_aligned_and_move_without_touching_others():
+    from selfteach.sampling.prefix_attention import SlotCache
 
-    def part(lengths_and_width):
-        lengths, width = lengths_and_width
-        cache = RowCache(1, width)
-        keys = torch.arange(len(lengths) * width, dtype=torch.float32).view(len(lengths), 1, width, 1) + 1
-        cache.layers[0].update(keys, -keys)
-        real = torch.tensor([[c >= width - n for c in range(width)] for n in lengths])
-        return cache, real
+    def keys(rows, width):
+        return torch.arange(rows * width, dtype=torch.float32).view(rows, 1, width, 1) + 1
 
-    (a, a_real), (b, b_real) = part(([2, 3], 5)), part(([1], 2))
-    stacked, real = RowCache.stack([(a, a_real), (b, b_real)], room=4)
-    assert real.tolist() == [[False, True, True], [True, True, True], [False, False, True]]
-    layer = stacked.layers[0]
-    assert layer.length == 3 and layer.keys.shape == (3, 1, 7, 1)
-    assert layer.keys[:, 0, :3, 0].tolist() == [[3, 4, 5], [8, 9, 10], [0, 1, 2]]
-    assert torch.equal(layer.values[:, :, :3], -layer.keys[:, :, :3])
+    encoded = SlotCache(1, 2, 3, torch.device("cpu"))  # two prompts, left-padded to 3 tokens
+    encoded.begin(2, 3)
+    encoded.update(keys(2, 3), -keys(2, 3), 0)
+    encoded.advance(3)
+    cache = SlotCache(1, 4, 6, torch.device("cpu"))
+    cache.copy(encoded, 1, 3, [0, 2])  # the second prompt (3 tokens) into slots 0 and 2
+    cache.copy(encoded, 0, 1, [1])  # the first (1 token: its last) into slot 1
+    layer = cache.layers[0]
+    assert cache.lengths == [3, 1, 3, 0]
+    assert layer.keys[:3, 0, :3, 0].tolist() == [[4, 5, 6], [3, 0, 0], [4, 5, 6]]
+    visible = cache.begin(3, 1)  # a decoding step: each slot's token goes after its own last
+    assert visible.tolist() == [[True] * 4, [True, True, False, False], [True] * 4]
+    cache.update(torch.full((3, 1, 1, 1), 9.0), torch.full((3, 1, 1, 1), -9.0), 0)
+    cache.advance(1)
+    assert cache.lengths == [4, 2, 4, 0]
+    assert layer.keys[:3, 0, :4, 0].tolist() == [[4, 5, 6, 9], [3, 9, 0, 0], [4, 5, 6, 9]]
+    assert torch.equal(layer.values[:3, :, :4], -layer.keys[:3, :, :4])
+    cache.copy(cache, 1, 2, [0])  # slot 0 left: slot 1 takes its place
+    assert cache.lengths[0] == 2 and layer.keys[0, 0, :2, 0].tolist() == [3, 9]
 
 
 def test_prompt_by_prompt_when_prompts_share_little_and_have_several_samples(backend, monkeypatch):
@@ -174,14 +222,17 @@ def test_prefill_in_length_groups_equals_one_padded_batch(backend, monkeypatch):
     rests = [list(range(5, 5 + n)) for n in (3, 17, 9, 1, 16)]
     monkeypatch.setattr(hf, "PREFILL_TOKENS", 34)  # groups {1, 3, 9}, {16, 17}
     with torch.inference_mode():
-        whole_logits, whole_cache, whole_real = backend._forward_prompts(rests, backend._prefix_kv, offset, 17)
-        logits, cache, real = backend._prefill(rests, offset)
-    assert torch.equal(real, whole_real)
+        whole_logits, whole = backend._forward_prompts(rests, backend._prefix_kv, offset)
+        logits, places = backend._prefill(rests, offset)
+    assert len({id(cache) for cache, _ in places}) == 2
     torch.testing.assert_close(logits, whole_logits, rtol=1e-4, atol=1e-5)
-    for layer, whole_layer in zip(cache.key_values(), whole_cache.key_values()):
-        for part, whole in zip(layer, whole_layer):  # (B, H, S, D): compare where tokens are real
-            torch.testing.assert_close(part.transpose(1, 2)[real], whole.transpose(1, 2)[real], rtol=1e-4, atol=1e-5)
-            assert part.isfinite().all()  # padding holds finite numbers (masked out, still multiplied by 0)
+    for i, (cache, slot) in enumerate(places):  # each rest's keys/values: the last len(rest) tokens of its slot
+        end = cache.lengths[slot]
+        for layer, whole_layer in zip(cache.layers, whole.layers):
+            for part, full in ((layer.keys, whole_layer.keys), (layer.values, whole_layer.values)):
+                own = part[slot, :, end - len(rests[i]) : end]
+                torch.testing.assert_close(own, full[i, :, 17 - len(rests[i]) :], rtol=1e-4, atol=1e-5)
+                assert part[slot, :, :end].isfinite().all()  # padding holds finite numbers (multiplied by 0)
 
 
 def scripted(backend, monkeypatch, text: str, eos_at: int | None = None):

@@ -1,22 +1,33 @@
 """The Hugging Face transformers backend: batched sampling with the shared prompt encoded once.
 
-Where the time goes and what this does about it:
-- The prompts of one call share a long start (the few-shot prefix). Its keys/values are computed
+Terms (as in `prefix_attention`): a *row* is one sequence being sampled, one sample of one prompt;
+a *slot* is a row's place in the batch's tensors.
+
+Where the time goes (cProfile, SmolLM2-135M, 8 test puzzles x 8 samples at batch 64, fp32, this
+project's 2-core AMD EPYC with AVX512-BF16, shared with other jobs), and what this does about it:
+- The linear maps: half the time. bf16 runs them ~4x faster where the CPU computes bf16 natively
+  (AVX512-BF16, AMX) or on CUDA with bf16: `sampling.dtype: auto` (the default) picks it there.
+- Attention: a quarter, mostly reading each row's own keys/values and the shared prefix.
+  The prompts of one call share a long start (the few-shot prefix): its keys/values are computed
   once, kept for later calls with the same start, and attended by every row without being copied
-  (`prefix_attention`).
+  (`prefix_attention`). bf16 halves the bytes read.
+- Rows joining and leaving the batch: 8%, when each join re-laid every row's cache on a new common
+  time axis. Each row now has a fixed slot in one cache allocated per call, left-aligned with its
+  own length: a joining row is written into its slot, a finished row's slot is refilled by moving
+  the last row into it (`Batch`), so nothing else is copied and finished rows leave at once.
+- Thread settings: torch's intra-op threads (one per core) busy-wait between operations; on a machine
+  shared with other jobs that made a matmul ~10x slower than one thread. Threads now wait passively
+  (OMP_WAIT_POLICY, set before torch loads, unless the environment sets it).
+- Not the cost: decoding each row's text at every step (<1%), and the sampling itself (3%).
 - Prompts that share little (puzzle generation: each prompt is its own shuffle of 1,800 tokens)
   but get several samples each are sampled one prompt at a time, so that each prompt is the
   shared prefix of its own rows, when that reads fewer bytes per generated token than copying
   it to every row (`_prompt_by_prompt`).
 - The rest of each prompt (the puzzle, `def g(...):`) is encoded once per prompt, then its
-  keys/values are copied to that prompt's `n` sample rows. Prompts are encoded in groups of
-  similar length, so little is spent on padding (test puzzles run from 20 to 450 tokens: one
-  batch padded to its longest prompt cost 3-4 times the work).
-- A row stops as soon as its text is finished (the dedent rule, or EOS); once a quarter of the
-  rows have stopped they are dropped from the batch and waiting rows take their places
-  (continuous batching): a batch no longer idles, nearly empty, behind its one longest row.
-  The rows of a batch share one time axis, each right-aligned to its end and masked where it
-  has no tokens; columns no row uses any more are dropped when rows join.
+  keys/values are copied to that prompt's `n` rows. Prompts are encoded in groups of similar
+  length, so little is spent on padding (test puzzles run from 20 to 450 tokens).
+- A row stops as soon as its text is finished (the dedent rule, or EOS) and leaves the batch;
+  once a quarter of the batch is free, waiting rows join (continuous batching).
 - Each row draws its random numbers up front from its own generator, seeded by (seed, key,
   sample index), so results do not depend on the order of the rows or the batch size (up to
   floating-point differences between batch shapes).
@@ -24,18 +35,24 @@ Where the time goes and what this does about it:
 
 from __future__ import annotations
 
-from collections import deque
-from pathlib import Path
+import os
+import sys
 
-import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+if "torch" not in sys.modules:  # OpenMP reads it once, when torch loads
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from selfteach.cuts import cut_at_dedent
-from selfteach.sampling.base import Completion, SamplingParams, finish, prompt_keys, row_seed
-from selfteach.sampling.prefix_attention import ATTENTION_NAME, RowCache
+from collections import deque  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
+
+from selfteach.cuts import cut_at_dedent  # noqa: E402
+from selfteach.sampling.base import Completion, SamplingParams, finish, prompt_keys, row_seed  # noqa: E402
+from selfteach.sampling.prefix_attention import ATTENTION_NAME, SlotCache  # noqa: E402
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-COMPACT_FRACTION = 0.25  # drop stopped rows once this share of the batch has stopped; new rows then join
+JOIN_FRACTION = 0.25  # waiting rows join once this share of the batch is free (each join encodes prompts)
 PREFIX_BLOCK = 64  # the shared prefix is cached in whole blocks of this many tokens
 PREFILL_TOKENS = 2048  # padded tokens per forward when encoding prompts: bounds work and memory
 
@@ -46,6 +63,20 @@ def resolve_device(device: str) -> torch.device:
     if device not in ("cpu", "cuda"):
         raise ValueError(f"sampling.device must be auto, cpu or cuda, got {device!r}")
     return torch.device(device)
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """`auto`: bf16 where the hardware computes it natively (CUDA with bf16; a CPU with AVX512-BF16 or
+    AMX, where benchmarks/sampling_throughput.py measured it faster), else fp32."""
+    if dtype == "auto":
+        if device.type == "cuda":
+            native = torch.cuda.is_bf16_supported()
+        else:
+            native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+        return torch.bfloat16 if native else torch.float32
+    if dtype not in DTYPES:
+        raise ValueError(f"sampling.dtype must be auto or one of {sorted(DTYPES)}, got {dtype!r}")
+    return DTYPES[dtype]
 
 
 def common_prefix_length(a, b) -> int:
@@ -63,14 +94,13 @@ def shared_start(encoded: list[list[int]]) -> int:
 
 
 class HFBackend:
-    def __init__(self, model: str, *, dtype: str = "float32", device: str = "auto", batch_size: int = 64):
-        if dtype not in DTYPES:
-            raise ValueError(f"sampling.dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    def __init__(self, model: str, *, dtype: str = "auto", device: str = "auto", batch_size: int = 64):
+        device = resolve_device(device)
+        dtype = resolve_dtype(dtype, device)
         if model.startswith(("/", ".", "~")) and not Path(model).expanduser().exists():
             raise FileNotFoundError(f"model folder {model} does not exist")
-        device = resolve_device(device)
         tokenizer = AutoTokenizer.from_pretrained(model)
-        loaded = AutoModelForCausalLM.from_pretrained(model, dtype=DTYPES[dtype]).to(device)
+        loaded = AutoModelForCausalLM.from_pretrained(model, dtype=dtype).to(device)
         self._setup(loaded, tokenizer, batch_size)
 
     @classmethod
@@ -160,24 +190,25 @@ class HFBackend:
         if target != self._prefix_tokens:
             kv = None
             if length:
-                _, cache, _ = self._forward_prompts([list(target)], None, 0, capacity=length)
-                kv = cache.key_values()
+                kv = self._forward_prompts([list(target)], None, 0)[1].key_values()
             self._prefix_tokens, self._prefix_kv = target, kv
         return length
 
-    def _forward_prompts(self, token_rows, shared, offset: int, capacity: int):
-        """Encode left-padded token rows after the shared prefix; return last-position logits and the row cache."""
-        width = max(len(ids) for ids in token_rows)
-        input_ids = torch.full((len(token_rows), width), self.pad_id, dtype=torch.long)
-        real = torch.zeros((len(token_rows), width), dtype=torch.bool)
-        positions = torch.zeros((len(token_rows), width), dtype=torch.long)
-        for row, ids in enumerate(token_rows):
-            input_ids[row, width - len(ids) :] = torch.tensor(ids)
-            real[row, width - len(ids) :] = True
-            positions[row, width - len(ids) :] = torch.arange(offset, offset + len(ids))
+    def _forward_prompts(self, prompts: list[list[int]], shared, offset: int):
+        """Encode left-padded prompts after the shared prefix: last-position logits, and a cache with
+        one slot per prompt whose last `len(prompt)` tokens are the prompt's."""
+        width = max(len(ids) for ids in prompts)
+        input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        real = torch.zeros((len(prompts), width), dtype=torch.bool)
+        positions = torch.zeros((len(prompts), width), dtype=torch.long)
+        for slot, ids in enumerate(prompts):
+            input_ids[slot, width - len(ids) :] = torch.tensor(ids)
+            real[slot, width - len(ids) :] = True
+            positions[slot, width - len(ids) :] = torch.arange(offset, offset + len(ids))
+        cache = SlotCache(self.model.config.num_hidden_layers, len(prompts), width, self.device)
+        cache.begin(len(prompts), width)
         causal = torch.ones(width, width, dtype=torch.bool).tril()
         mask = causal[None, None] & real[:, None, None, :]  # (B, 1, q, S)
-        cache = RowCache(self.model.config.num_hidden_layers, capacity)
         output = self.model(
             input_ids=input_ids.to(self.device),
             attention_mask=mask.to(self.device),
@@ -187,13 +218,15 @@ class HFBackend:
             shared_prefix=shared,
             logits_to_keep=1,
         )
-        return output.logits[:, -1], cache, real
+        cache.advance(width)
+        return output.logits[:, -1], cache
 
     def _prefill(self, rests: list[list[int]], offset: int):
-        """`_forward_prompts` for all `rests` at once, computed in groups of similar length.
+        """`_forward_prompts` for all `rests`, computed in groups of similar length: the logits of
+        every rest, and where its keys/values are: (cache, slot) per rest.
 
         Sorted by length, each group holds as many prompts as fit `PREFILL_TOKENS` once padded to
-        its longest; the groups' caches are laid out as one batch left-padded to the longest rest.
+        its longest.
         """
         order = sorted(range(len(rests)), key=lambda i: len(rests[i]))
         groups, group = [], []
@@ -203,79 +236,40 @@ class HFBackend:
                 group = []
             group.append(i)
         groups.append(group)
-        parts, logits = [], None
+        logits, places = None, [None] * len(rests)
         for group in groups:
-            part_logits, part, part_real = self._forward_prompts(
-                [rests[i] for i in group], self._prefix_kv, offset, capacity=len(rests[group[-1]])
-            )
+            part_logits, cache = self._forward_prompts([rests[i] for i in group], self._prefix_kv, offset)
             if logits is None:
                 logits = part_logits.new_empty(len(rests), part_logits.shape[-1])
             logits[torch.tensor(group, device=self.device)] = part_logits
-            parts.append((part, part_real))
-        cache, real = RowCache.stack(parts, room=0, rows=groups)
-        return logits, cache, real
-
-    # --- sampling ---
-
-    def _join(self, encoded, rows, prefix_length: int):
-        """Encode the prompts of `rows` (prompt, sample) after the shared prefix: one cache row, mask
-        row and last-position logits per row (a prompt's samples share its encoding)."""
-        prompt_ids = list(dict.fromkeys(i for i, _ in rows))
-        logits, cache, real = self._prefill([encoded[i][prefix_length:] for i in prompt_ids], prefix_length)
-        of_row = torch.tensor([prompt_ids.index(i) for i, _ in rows], device=self.device)
-        cache.select_rows(of_row)
-        return logits[of_row], cache, real.to(self.device)[of_row]
+            for slot, i in enumerate(group):
+                places[i] = (cache, slot)
+        return logits, places
 
     def _sample_rows(self, encoded, keys, rows, prefix_length: int, params: SamplingParams) -> list[Completion]:
-        """Sample every (prompt, sample) row to its end, at most `batch_size` at a time; completions in order."""
+        """Sample every row (prompt, sample) to its end, at most `batch_size` at a time; completions in order."""
         uniforms = self._row_uniforms(keys, rows, params)
+        capacity = max(len(encoded[i]) for i, _ in rows) - prefix_length + params.max_new_tokens
+        batch = Batch(self, encoded, rows, prefix_length, capacity=capacity)
         waiting = deque(range(len(rows)))
-        alive: list[int] = []  # the row of each batch position
-        cache = real = logits = position = None
         tokens: list[list[int]] = [[] for _ in rows]
         done: dict[int, Completion] = {}
-        while waiting or alive:
-            free = self.batch_size - len(alive)
-            if waiting and (not alive or free >= max(1, COMPACT_FRACTION * self.batch_size)):
-                joining = [waiting.popleft() for _ in range(min(free, len(waiting)))]
-                new_logits, new_cache, new_real = self._join(encoded, [rows[r] for r in joining], prefix_length)
-                parts = [(new_cache, new_real)] if cache is None else [(cache, real), (new_cache, new_real)]
-                cache, real = RowCache.stack(parts, room=params.max_new_tokens)
-                new_position = torch.tensor([len(encoded[rows[r][0]]) for r in joining], device=self.device)
-                logits = new_logits if logits is None else torch.cat([logits, new_logits])
-                position = new_position if position is None else torch.cat([position, new_position])
-                alive += joining
-            steps = torch.tensor([min(len(tokens[r]), params.max_new_tokens - 1) for r in alive])
-            picked = self._pick(logits, uniforms[alive, steps] if uniforms is not None else None, params)
+        while waiting or batch.rows:
+            free = self.batch_size - len(batch.rows)
+            if waiting and (not batch.rows or free >= max(1, JOIN_FRACTION * self.batch_size)):
+                batch.join([waiting.popleft() for _ in range(min(free, len(waiting)))])
+            steps = torch.tensor([len(tokens[r]) for r in batch.rows])
+            picked = self._pick(batch.logits, uniforms[batch.rows, steps] if uniforms is not None else None, params)
             is_eos = torch.isin(picked, self.eos_ids).tolist()
-            for row, token, eos in zip(alive, picked.tolist(), is_eos):
-                if row in done:  # stopped, waiting to be dropped from the batch
-                    continue
+            for row, token, eos in zip(batch.rows, picked.tolist(), is_eos):
                 tokens[row].append(token)
                 text = self.tokenizer.decode(tokens[row], skip_special_tokens=True)
                 stopped = params.stop == "dedent" and cut_at_dedent(text)[1]
                 if eos or stopped or len(tokens[row]) == params.max_new_tokens:
                     done[row] = finish(text, len(tokens[row]), params.stop, ended=eos)
-            keep = [b for b, row in enumerate(alive) if row not in done]
-            if len(alive) - len(keep) >= max(1, COMPACT_FRACTION * len(alive)):
-                if not keep:  # every row stopped: start afresh with the waiting ones
-                    alive, cache = [], None
-                    real = logits = position = None
-                    continue
-                kept = torch.tensor(keep, device=self.device)
-                cache.select_rows(kept)
-                real, position, picked = real[kept], position[kept], picked[kept]
-                alive = [alive[b] for b in keep]
-            real = torch.cat([real, real.new_ones(len(alive), 1)], dim=1)  # the token fed now
-            output = self.model(
-                input_ids=picked[:, None],
-                attention_mask=real[:, None, None, :],
-                position_ids=position[:, None],
-                cache=cache,
-                use_cache=True,
-                shared_prefix=self._prefix_kv,
-            )
-            logits, position = output.logits[:, -1], position + 1
+            order = batch.compact([slot for slot, row in enumerate(batch.rows) if row not in done])
+            if batch.rows:
+                batch.step(picked[order])
         return [done[row] for row in range(len(rows))]
 
     def _row_uniforms(self, keys, chunk, params: SamplingParams) -> torch.Tensor | None:
@@ -306,3 +300,62 @@ class HFBackend:
         choice = torch.searchsorted(cdf, (uniform * cdf[:, -1])[:, None], right=True)
         choice = choice.clamp(max=cdf.shape[-1] - 1)
         return (choice if order is None else order.gather(-1, choice)).squeeze(-1)
+
+
+class Batch:
+    """The rows decoded together: row `rows[s]` holds slot `s` of one `SlotCache`, slots `0..len(rows)-1`.
+
+    `logits` and `positions` hold each slot's next-token logits and the position its next token takes.
+    Three operations change it: `join` (encode waiting rows' prompts into new slots), `compact`
+    (finished rows leave, the last rows move into their slots) and `step` (feed every slot a token).
+    """
+
+    def __init__(self, backend: HFBackend, encoded: list[list[int]], all_rows: list[tuple[int, int]],
+                 prefix_length: int, capacity: int):
+        self.backend, self.encoded, self.all_rows, self.prefix_length = backend, encoded, all_rows, prefix_length
+        self.cache = SlotCache(backend.model.config.num_hidden_layers, backend.batch_size, capacity, backend.device)
+        self.rows: list[int] = []  # indexes into all_rows
+        self.logits = self.positions = None
+
+    def join(self, new_rows: list[int]) -> None:
+        """Encode the prompts of `new_rows` after the shared prefix, once per prompt, into the next slots."""
+        prompts = list(dict.fromkeys(self.all_rows[r][0] for r in new_rows))
+        logits, places = self.backend._prefill([self.encoded[i][self.prefix_length :] for i in prompts], self.prefix_length)
+        first = len(self.rows)
+        for number, i in enumerate(prompts):
+            slots = [first + k for k, r in enumerate(new_rows) if self.all_rows[r][0] == i]
+            source, source_slot = places[number]
+            self.cache.copy(source, source_slot, len(self.encoded[i]) - self.prefix_length, slots)
+        of_row = torch.tensor([prompts.index(self.all_rows[r][0]) for r in new_rows], device=self.backend.device)
+        positions = torch.tensor([len(self.encoded[self.all_rows[r][0]]) for r in new_rows], device=self.backend.device)
+        self.rows += new_rows
+        self.logits = logits[of_row] if first == 0 else torch.cat([self.logits, logits[of_row]])
+        self.positions = positions if first == 0 else torch.cat([self.positions, positions])
+
+    def compact(self, kept: list[int]) -> torch.Tensor:
+        """Keep only the slots `kept` (in order): each freed slot below the new size gets one of the
+        last kept rows, so only those rows' keys/values move. Returns each new slot's old slot."""
+        size, staying = len(kept), set(kept)
+        order = list(range(size))
+        movers = (old for old in reversed(kept) if old >= size)
+        for hole, old in zip((slot for slot in range(size) if slot not in staying), movers):
+            self.cache.copy(self.cache, old, self.cache.lengths[old], [hole])
+            order[hole] = old
+        self.rows = [self.rows[old] for old in order]
+        order = torch.tensor(order, dtype=torch.long, device=self.backend.device)
+        self.logits, self.positions = self.logits[order], self.positions[order]
+        return order
+
+    def step(self, tokens: torch.Tensor) -> None:
+        """Feed each slot its token (in slot order): the next logits of every slot."""
+        visible = self.cache.begin(len(self.rows), 1)
+        output = self.backend.model(
+            input_ids=tokens[:, None],
+            attention_mask=visible[:, None, None, :],
+            position_ids=self.positions[:, None],
+            cache=self.cache,
+            use_cache=True,
+            shared_prefix=self.backend._prefix_kv,
+        )
+        self.cache.advance(1)
+        self.logits, self.positions = output.logits[:, -1], self.positions + 1

@@ -1,4 +1,9 @@
-"""Attention over a prefix shared by every row of a batch, without copying that prefix per row.
+"""Attention over a prefix shared by every row of a batch, and the rows' own cache in fixed slots.
+
+This is the one module that reaches into transformers' internals (the attention registry, the
+cache classes); the rest of the sampler uses the model only through its forward call.
+Terms: a *row* is one sequence being sampled (one sample of one prompt); a *slot* is a row's place
+in the batch's tensors (dimension 0).
 
 Sampling 64 completions of prompts that all start with the same few-shot prefix would normally
 copy the prefix's keys/values 64 times and read all 64 copies at every decoding step (measured
@@ -7,7 +12,8 @@ here: a decoding step at batch 64 took 1.6 s after a 600-token prefix against 0.
 
 - the shared prefix, batch 1: `(1, kv_heads, P, head_dim)`, attended by every query without a mask;
 - the rows' own keys (the rest of each prompt and the generated tokens), `(B, kv_heads, S, head_dim)`,
-  under a boolean mask `(B, 1, q, S)` (True = visible) that handles causality and left padding.
+  under a boolean mask `(B, 1, q, S)` (True = visible) that handles causality, padding and rows
+  of different lengths.
 
 Both parts are combined exactly with the softmax's running-max trick, so the result equals plain
 attention over prefix + own keys. The prefix is read once per step whatever the batch size.
@@ -73,93 +79,81 @@ def shared_prefix_attention(
 AttentionInterface.register(ATTENTION_NAME, shared_prefix_attention)
 
 
-class RowLayer(DynamicLayer):
-    """One layer's per-row keys/values in a buffer allocated once and written in place.
+class SlotLayer(DynamicLayer):
+    """One layer's keys/values, `(slots, kv_heads, capacity, head_dim)`, allocated once, written in place."""
 
-    transformers' DynamicLayer concatenates at every step, copying the whole cache each time.
-    """
-
-    def __init__(self, capacity: int):
+    def __init__(self, cache: "SlotCache"):
         super().__init__()
-        self.capacity = capacity
-        self.length = 0
+        self.cache = cache
 
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
-        batch, heads, _, head_dim = key_states.shape
-        self.keys = key_states.new_empty(batch, heads, self.capacity, head_dim)
-        self.values = value_states.new_empty(batch, heads, self.capacity, head_dim)
-        self.device = key_states.device
-        self.is_initialized = True
+        _, heads, _, head_dim = key_states.shape
+        shape = (self.cache.slots, heads, self.cache.capacity, head_dim)
+        # zeros, not garbage: unused columns are masked out but still multiplied by a zero weight
+        self.keys, self.values = key_states.new_zeros(shape), value_states.new_zeros(shape)
+        self.device, self.is_initialized = key_states.device, True
 
     def update(self, key_states, value_states, *args, **kwargs):
+        """Write this step's keys of the slots in use; return their keys/values up to the step's width."""
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
-        end = self.length + key_states.shape[-2]
-        if end > self.capacity:
-            raise RuntimeError(f"RowLayer: {end} tokens exceed the buffer's capacity {self.capacity}")
-        self.keys[:, :, self.length : end] = key_states
-        self.values[:, :, self.length : end] = value_states
-        self.length = end
-        return self.keys[:, :, :end], self.values[:, :, :end]
+        cache = self.cache
+        if key_states.shape[-2] == 1:  # decoding: each slot's token goes after its own last one
+            self.keys[cache.in_use, :, cache.ends] = key_states[:, :, 0]
+            self.values[cache.in_use, :, cache.ends] = value_states[:, :, 0]
+        else:  # encoding prompts into an empty cache
+            self.keys[: cache.used, :, : key_states.shape[-2]] = key_states
+            self.values[: cache.used, :, : value_states.shape[-2]] = value_states
+        return self.keys[: cache.used, :, : cache.width], self.values[: cache.used, :, : cache.width]
 
     def get_seq_length(self) -> int:
-        return self.length
-
-    def select_rows(self, rows: torch.Tensor, capacity: int) -> None:
-        """Keep (or repeat) the given rows, in a buffer of `capacity` tokens; copies only the filled part."""
-        keys = self.keys.new_empty(len(rows), self.keys.shape[1], capacity, self.keys.shape[3])
-        values = self.values.new_empty(keys.shape)
-        keys[:, :, : self.length] = self.keys[rows, :, : self.length]
-        values[:, :, : self.length] = self.values[rows, :, : self.length]
-        self.keys, self.values, self.capacity = keys, values, capacity
+        return self.cache.width
 
 
-class RowCache(Cache):
-    """The per-row part of the cache; the shared prefix travels separately as `shared_prefix`."""
+class SlotCache(Cache):
+    """The rows' own keys/values: `slots` fixed places of `capacity` tokens, each row left-aligned.
 
-    def __init__(self, num_layers: int, capacity: int):
-        super().__init__(layers=[RowLayer(capacity) for _ in range(num_layers)])
+    A forward runs on the slots `0..used-1` (`begin`); each row keeps its own length, so rows that
+    joined at different times need no common time axis and nothing is copied when rows join or
+    leave, except the rows moved (`copy`). The shared prefix travels separately as `shared_prefix`.
+    """
 
-    def select_rows(self, rows: torch.Tensor, capacity: int | None = None) -> None:
-        for layer in self.layers:
-            layer.select_rows(rows, capacity or layer.capacity)
+    def __init__(self, num_layers: int, slots: int, capacity: int, device: torch.device):
+        self.slots, self.capacity, self.device = slots, capacity, device
+        self.lengths = [0] * slots  # tokens held per slot
+        self.used = self.width = 0
+        super().__init__(layers=[SlotLayer(self) for _ in range(num_layers)])
 
-    @classmethod
-    def stack(
-        cls, parts: list[tuple[RowCache, torch.Tensor]], room: int, rows: list[list[int]] | None = None
-    ) -> tuple[RowCache, torch.Tensor]:
-        """The rows of several (cache, mask) parts on one time axis, with `room` more tokens' space.
+    def begin(self, used: int, new_tokens: int) -> torch.Tensor:
+        """Prepare a forward of `new_tokens` per slot on the first `used` slots; return their mask
+        `(used, width)` (True = visible). Decoding takes one token per slot; encoding needs an empty cache."""
+        if new_tokens > 1 and any(self.lengths[:used]):
+            raise RuntimeError("SlotCache: several tokens per slot only into an empty cache")
+        ends = self.lengths[:used]
+        self.used, self.width = used, max(ends) + new_tokens
+        if self.width > self.capacity:
+            raise RuntimeError(f"SlotCache: {self.width} tokens exceed the capacity {self.capacity}")
+        self.in_use = torch.arange(used, device=self.device)
+        self.ends = torch.tensor(ends, device=self.device)
+        return torch.arange(self.width, device=self.device)[None] < (self.ends + new_tokens)[:, None]
 
-        Each part is right-aligned to the common end (where every row's next token goes), so a part
-        left-padded to its own width stays left-padded; columns that no row uses are dropped from the
-        left, and positions no part fills are zeros (masked out, but still multiplied by a zero weight,
-        so never NaN garbage). `rows` says where each part's rows go (default: one part after another).
-        Returns the cache and its (rows, length) bool mask.
-        """
-        if rows is None:
-            starts = [0]
-            for _, part_real in parts:
-                starts.append(starts[-1] + len(part_real))
-            rows = [list(range(a, b)) for a, b in zip(starts, starts[1:])]
-        width = max(part_real.shape[1] for _, part_real in parts)
-        real = parts[0][1].new_zeros(sum(map(len, rows)), width)
-        for (_, part_real), part_rows in zip(parts, rows):
-            real[torch.tensor(part_rows, device=real.device), width - part_real.shape[1] :] = part_real
-        length = width - int(real.any(0).nonzero()[0])  # the first column some row uses
-        stacked = cls(len(parts[0][0].layers), length + room)
-        for number, layer in enumerate(stacked.layers):
-            pieces = [part.layers[number] for part, _ in parts]
-            first = pieces[0].keys
-            shape = (len(real), first.shape[1], length + room, first.shape[3])
-            layer.keys, layer.values = first.new_zeros(shape), first.new_zeros(shape)
-            layer.device, layer.is_initialized, layer.length = first.device, True, length
-            for piece, part_rows in zip(pieces, rows):
-                used = min(piece.length, length)
-                to = torch.tensor(part_rows, device=first.device)
-                layer.keys[to, :, length - used : length] = piece.keys[:, :, piece.length - used : piece.length]
-                layer.values[to, :, length - used : length] = piece.values[:, :, piece.length - used : piece.length]
-        return stacked, real[:, width - length :]
+    def advance(self, new_tokens: int) -> None:
+        """The forward prepared by `begin` ran: its tokens are held."""
+        for slot in range(self.used):
+            self.lengths[slot] += new_tokens
+
+    def copy(self, source: "SlotCache", source_slot: int, tokens: int, to: list[int]) -> None:
+        """Hold the last `tokens` tokens of `source`'s slot, left-aligned, in each slot of `to`."""
+        start = source.lengths[source_slot] - tokens
+        targets = torch.tensor(to, device=self.device)
+        for layer, other in zip(self.layers, source.layers):
+            if not layer.is_initialized:
+                layer.lazy_initialization(other.keys, other.values)
+            layer.keys[targets, :, :tokens] = other.keys[source_slot, :, start : start + tokens]
+            layer.values[targets, :, :tokens] = other.values[source_slot, :, start : start + tokens]
+        for slot in to:
+            self.lengths[slot] = tokens
 
     def key_values(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Each layer's filled keys and values, e.g. to become a shared prefix."""
-        return [(layer.keys[:, :, : layer.length], layer.values[:, :, : layer.length]) for layer in self.layers]
+        """Each layer's keys and values of the slots in use, e.g. to become a shared prefix."""
+        return [(layer.keys[: self.used, :, : self.width], layer.values[: self.used, :, : self.width]) for layer in self.layers]
