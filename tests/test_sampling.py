@@ -28,7 +28,7 @@ def sharp_model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def backend(sharp_model_dir):
-    return load_backend(str(sharp_model_dir), {"backend": "hf", "device": "cpu", "batch_size": 8})
+    return load_backend(str(sharp_model_dir), {"backend": "hf", "device": "cpu", "dtype": "float32", "batch_size": 8})
 
 
 def test_params_are_checked():
@@ -71,7 +71,7 @@ def test_seeded_samples_do_not_depend_on_the_batch_size(backend, sharp_model_dir
     params = SamplingParams(n=3, temperature=1.0, max_new_tokens=12, stop=None, seed=4)
     results = [backend.generate(PROMPTS, params)]
     for batch_size in (3, 1):
-        small = load_backend(str(sharp_model_dir), {"backend": "hf", "device": "cpu", "batch_size": batch_size})
+        small = load_backend(str(sharp_model_dir), {"backend": "hf", "device": "cpu", "dtype": "float32", "batch_size": batch_size})
         results.append(small.generate(PROMPTS, params))
     assert results[1] == results[0] and results[2] == results[0]
 
@@ -159,7 +159,7 @@ def test_rows_that_join_a_running_batch_decode_like_plain_generate(sharp_model_d
         return join(batch, new_rows)
 
     monkeypatch.setattr(hf.Batch, "join", spy)
-    small = load_backend(str(sharp_model_dir), {"backend": "hf", "device": "cpu", "batch_size": 2})
+    small = load_backend(str(sharp_model_dir), {"backend": "hf", "device": "cpu", "dtype": "float32", "batch_size": 2})
     small.eos_ids = torch.tensor(sorted(stops))
     ours = small.generate(prompts, SamplingParams(n=1, temperature=0, max_new_tokens=30, stop=None))
     assert any(joins)  # some rows joined a batch that was still running

@@ -313,7 +313,8 @@ class Batch:
     def __init__(self, backend: HFBackend, encoded: list[list[int]], all_rows: list[tuple[int, int]],
                  prefix_length: int, capacity: int):
         self.backend, self.encoded, self.all_rows, self.prefix_length = backend, encoded, all_rows, prefix_length
-        self.cache = SlotCache(backend.model.config.num_hidden_layers, backend.batch_size, capacity, backend.device)
+        slots = min(backend.batch_size, len(all_rows))
+        self.cache = SlotCache(backend.model.config.num_hidden_layers, slots, capacity, backend.device)
         self.rows: list[int] = []  # indexes into all_rows
         self.logits = self.positions = None
 
