@@ -272,12 +272,12 @@ class HFBackend:
                 batch.step(picked[order])
         return [done[row] for row in range(len(rows))]
 
-    def _row_uniforms(self, keys, chunk, params: SamplingParams) -> torch.Tensor | None:
+    def _row_uniforms(self, keys, rows, params: SamplingParams) -> torch.Tensor | None:
         """One uniform number per row and step, from the row's own seeded generator (None when greedy)."""
         if params.temperature == 0:
             return None
         draws = []
-        for i, j in chunk:
+        for i, j in rows:
             generator = torch.Generator().manual_seed(row_seed(params.seed, keys[i], j))
             draws.append(torch.rand(params.max_new_tokens, generator=generator, dtype=torch.float64))
         return torch.stack(draws).to(self.device)
