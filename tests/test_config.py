@@ -18,7 +18,7 @@ def test_defaults_fill_every_section():
     assert study["evaluate"]["temperature"] == 0.8
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "config.paper.yaml"])
+@pytest.mark.parametrize("name", ["config.yaml", "config.cpu-study.yaml", "config.paper.yaml"])
 def test_shipped_configs_are_valid(name):
     study = config.load(REPO / name)
     assert study["rounds"] >= 1
