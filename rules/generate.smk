@@ -56,6 +56,7 @@ rule gather_puzzles:
     output:
         puzzles="results/data/{gen}/r{round}/puzzles.filtered.jsonl",
         stats="results/data/{gen}/r{round}/puzzles.stats.json",
+        hf=directory("results/data/{gen}/r{round}/hf/puzzles"),
     log:
         "logs/gather_puzzles/{gen}/r{round}.log",
     conda:
@@ -63,5 +64,8 @@ rule gather_puzzles:
     resources:
         mem_mb=2000,
         runtime=30,
+    params:
+        model=generator_model,
+        verify=config["verify"],
     script:
         "../scripts/gather_puzzles.py"

@@ -1,7 +1,9 @@
-"""Step 5: one fine-tuning set (verified, or the unverified ablation) and its data card."""
+"""Step 5: one fine-tuning set (verified, or the unverified ablation), its data card, and the set as a
+Hugging Face dataset folder."""
 
 from selfteach.card import write_card_from_files
 from selfteach.dataset import build_dataset_files
+from selfteach.hf_dataset import write_examples_dataset
 from selfteach.logs import to_file
 
 to_file(snakemake.log[0])
@@ -17,7 +19,7 @@ examples, stats = build_dataset_files(
     max_examples=settings["max_examples"],
     seed=snakemake.params.seed,
 )
-write_card_from_files(
+card = write_card_from_files(
     snakemake.output.card,
     snakemake.output.card_md,
     puzzles_path=snakemake.input.puzzles,
@@ -29,3 +31,4 @@ write_card_from_files(
     config=snakemake.params.config,
     model=snakemake.params.model,
 )
+write_examples_dataset(snakemake.output.hf, examples, card)

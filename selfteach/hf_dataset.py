@@ -70,7 +70,7 @@ def card_header(title: str, rows: int, tags: list[str]) -> dict:
     }
 
 
-def card_text(header: dict, title: str, about: str, generator: str, model, counts: dict, config: dict) -> str:
+def card_text(header: dict, title: str, about: str, generator: str, model, counts: dict, verify: dict) -> str:
     counts_table = [f"| {name} | {count if count is not None else 'n/a'} |" for name, count in counts.items()]
     lines = [
         "---",
@@ -99,7 +99,7 @@ def card_text(header: dict, title: str, about: str, generator: str, model, count
         "bubblewrap sandbox with these settings:",
         "",
         "```json",
-        json.dumps(config.get("verify", {}), indent=2),
+        json.dumps(verify, indent=2),
         "```",
         "",
         "## Load",
@@ -124,7 +124,7 @@ def write_hf_dataset(
     generator: str,
     model,
     counts: dict,
-    config: dict,
+    verify: dict,
 ) -> int:
     """Write the dataset folder (parquet of `columns`, taken from each row, and its card); returns the rows."""
     schema = pa.schema(list(columns.items()))
@@ -136,11 +136,11 @@ def write_hf_dataset(
         (tmp / DATA_FILE).parent.mkdir(parents=True)
         pq.write_table(table, tmp / DATA_FILE)
         header = card_header(title, table.num_rows, tags)
-        write_text(tmp / "README.md", card_text(header, title, about, generator, model, counts, config))
+        write_text(tmp / "README.md", card_text(header, title, about, generator, model, counts, verify))
     return table.num_rows
 
 
-def write_puzzles_dataset(folder, puzzles_path, stats_path, *, generator: str, model, config: dict) -> int:
+def write_puzzles_dataset(folder, puzzles_path, stats_path, *, generator: str, model, verify: dict) -> int:
     """The puzzles that passed the filter (`puzzles.filtered.jsonl`), counted by the filter's stats."""
     stats = json.loads(Path(stats_path).read_text())
     counts = {"puzzles generated": stats["generated"], "puzzles kept": stats["kept"]}
@@ -156,11 +156,11 @@ def write_puzzles_dataset(folder, puzzles_path, stats_path, *, generator: str, m
         generator=generator,
         model=model,
         counts=counts,
-        config=config,
+        verify=verify,
     )
 
 
-def write_solutions_dataset(folder, solutions_path, verdicts_path, *, generator: str, model, config: dict) -> int:
+def write_solutions_dataset(folder, solutions_path, verdicts_path, *, generator: str, model, verify: dict) -> int:
     """Every sampled solution with its verdict (`status`, `ok`, `seconds`); `g` is null when it does not parse."""
     rows, statuses = [], {}
     for sample, verdict in with_verdicts(read_jsonl(solutions_path), read_jsonl(verdicts_path)):
@@ -178,11 +178,11 @@ def write_solutions_dataset(folder, solutions_path, verdicts_path, *, generator:
         generator=generator,
         model=model,
         counts=counts,
-        config=config,
+        verify=verify,
     )
 
 
-def write_examples_dataset(folder, examples: list[dict], card: dict, *, config: dict) -> int:
+def write_examples_dataset(folder, examples: list[dict], card: dict) -> int:
     """A fine-tuning set: each example with the text fine-tuning reads; counts from its data card (`card.py`)."""
     variant = card["variant"]
     return write_hf_dataset(
@@ -197,5 +197,5 @@ def write_examples_dataset(folder, examples: list[dict], card: dict, *, config: 
         generator=card["generator"],
         model=card["model"],
         counts={stage["stage"]: stage["count"] for stage in card["stages"]},
-        config=config,
+        verify=card["config"].get("verify", {}),
     )

@@ -54,7 +54,7 @@ def test_the_puzzles_load_with_their_card(tmp_path, load):
     write_jsonl(tmp_path / "puzzles.jsonl", PUZZLES)
     write_json(tmp_path / "stats.json", STATS)
     folder = tmp_path / "hf" / "puzzles"
-    assert write_puzzles_dataset(folder, tmp_path / "puzzles.jsonl", tmp_path / "stats.json", generator="gen", model=MODEL, config=STUDY) == 2
+    assert write_puzzles_dataset(folder, tmp_path / "puzzles.jsonl", tmp_path / "stats.json", generator="gen", model=MODEL, verify=STUDY["verify"]) == 2
     rows = load(folder)
     assert rows.to_list() == PUZZLES
     data = card_data(folder)
@@ -68,7 +68,7 @@ def test_the_solutions_load_with_their_verdicts(tmp_path, load):
     write_jsonl(tmp_path / "solutions.jsonl", SOLUTIONS)
     write_jsonl(tmp_path / "verdicts.jsonl", VERDICTS)
     folder = tmp_path / "hf" / "solutions"
-    write_solutions_dataset(folder, tmp_path / "solutions.jsonl", tmp_path / "verdicts.jsonl", generator="gen", model=MODEL, config=STUDY)
+    write_solutions_dataset(folder, tmp_path / "solutions.jsonl", tmp_path / "verdicts.jsonl", generator="gen", model=MODEL, verify=STUDY["verify"])
     rows = load(folder)
     assert rows["g"] == [SOLUTIONS[0]["g"], None, SOLUTIONS[2]["g"]]
     assert rows["status"] == ["pass", "rejected", "pass"] and rows["ok"] == [True, False, True]
@@ -82,7 +82,7 @@ def test_a_fine_tuning_set_loads_with_the_text_it_trains_on(tmp_path, load):
         puzzles=PUZZLES, dataset_stats=stats, examples=examples,
     )  # fmt: skip
     folder = tmp_path / "verified" / "hf"
-    assert write_examples_dataset(folder, examples, card, config=STUDY) == 2
+    assert write_examples_dataset(folder, examples, card) == 2
     rows = load(folder)
     assert sorted(rows["text"]) == sorted(example_text(e["f"], e["g"]) for e in examples)
     assert set(rows["generator"]) == {"gen"} and all(rows["verified"])
@@ -91,7 +91,7 @@ def test_a_fine_tuning_set_loads_with_the_text_it_trains_on(tmp_path, load):
 
 def test_an_empty_set_keeps_its_typed_columns(tmp_path):
     folder = tmp_path / "empty"
-    common = dict(title="t", about="a", tags=[], generator="gen", model=MODEL, counts={}, config=STUDY)
+    common = dict(title="t", about="a", tags=[], generator="gen", model=MODEL, counts={}, verify=STUDY["verify"])
     assert write_hf_dataset(folder, [], PUZZLE_COLUMNS, **common) == 0
     table = pq.read_table(folder / DATA_FILE)  # `datasets` itself refuses a split of no rows
     assert table.num_rows == 0 and table.schema == pa.schema(list(PUZZLE_COLUMNS.items()))
@@ -100,7 +100,22 @@ def test_an_empty_set_keeps_its_typed_columns(tmp_path):
 
 def test_a_record_of_the_wrong_type_is_named_and_nothing_is_written(tmp_path):
     folder = tmp_path / "bad"
-    common = dict(title="t", about="a", tags=[], generator="gen", model=MODEL, counts={}, config=STUDY)
+    common = dict(title="t", about="a", tags=[], generator="gen", model=MODEL, counts={}, verify=STUDY["verify"])
     with pytest.raises(ValueError, match=r"bad: a record does not fit the columns"):
         write_hf_dataset(folder, [{**PUZZLES[0], "tokens": "many"}], PUZZLE_COLUMNS, **common)
     assert not folder.exists() and not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_the_workflow_writes_loadable_folders_of_puzzles_verdicts_and_sets(study_dir, load):
+    data = study_dir / "results" / "data" / "tiny" / "r0"
+    puzzles = load(data / "hf" / "puzzles") if (data / "puzzles.filtered.jsonl").stat().st_size else None
+    assert puzzles is None or puzzles.num_rows == sum(1 for _ in open(data / "puzzles.filtered.jsonl"))
+    solutions = sum(1 for _ in open(data / "solutions.jsonl"))
+    if solutions:
+        assert load(data / "hf" / "solutions").num_rows == solutions
+    for variant in ("verified", "unverified"):
+        examples = sum(1 for _ in open(data / variant / "examples.jsonl"))
+        folder = data / variant / "hf"
+        assert pq.read_table(folder / DATA_FILE).num_rows == examples
+        assert card_data(folder).license == "mit"

@@ -95,9 +95,9 @@ def test_the_official_openai_client_completes_chats_and_lists_the_model(served, 
     assert [choice.text for choice in completion.choices] == [c.text for c in expected]
     assert completion.usage.completion_tokens == sum(c.tokens for c in expected)
     chat = client.chat.completions.create(
-        model="tiny", messages=[{"role": "user", "content": "Write def f."}], max_tokens=6, n=2, temperature=1.0, seed=1
+        model="tiny", messages=[{"role": "user", "content": "Write def f."}], max_completion_tokens=6, n=2, temperature=1.0, seed=1
     )
-    assert chat.object == "chat.completion" and len(chat.choices) == 2
+    assert chat.object == "chat.completion" and len(chat.choices) == 2 and chat.usage.completion_tokens <= 2 * 6
     assert all(c.message.role == "assistant" and isinstance(c.message.content, str) for c in chat.choices)
     assert {c.finish_reason for c in chat.choices} <= {"stop", "length"} and chat.usage.completion_tokens >= 1
 

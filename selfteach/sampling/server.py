@@ -60,6 +60,8 @@ def parse_request(body: dict, stop: str | None, prompt=None) -> tuple[list[str],
         raise ValueError("'prompt' must be a string or a non-empty list of strings")
     if body.get("stop"):
         raise ValueError("'stop' strings are not supported: this server ends completions by its --stop rule")
+    if body.get("max_tokens") is None and body.get("max_completion_tokens") is not None:
+        body = {**body, "max_tokens": body["max_completion_tokens"]}  # the newer name of OpenAI's chat API
     fields = {key: body.get(key) if body.get(key) is not None else default for key, default in OPENAI_DEFAULTS.items()}
     try:
         params = SamplingParams(
