@@ -326,14 +326,15 @@ def train(
     if len(out_dirs) != config.epochs:
         raise ValueError(f"finetune: {len(out_dirs)} epoch folders given for {config.epochs} epochs")
     if not (model_path / "config.json").exists():
-        raise FileNotFoundError(
-            f"finetune: no Hugging Face model folder at {model_path} (config.json missing)"
-        )
+        raise FileNotFoundError(f"finetune: no Hugging Face model folder at {model_path} (config.json missing)")
     text = Path(train_text).read_text()
+    tracking = (
+        {} if config.log_with == "csv" else {"log_with": config.log_with, "project_dir": log_csv.parent / TRACKING_DIR}
+    )
     accelerator = Accelerator(
         mixed_precision=resolve_mixed_precision(config.mixed_precision),
         gradient_accumulation_steps=config.grad_accum,
-        **({} if config.log_with == "csv" else {"log_with": config.log_with, "project_dir": log_csv.parent / TRACKING_DIR}),
+        **tracking,
     )
     set_seed(config.seed)
     fingerprint = run_fingerprint(config, model_path, text, accelerator.num_processes)
@@ -383,9 +384,7 @@ def train(
         num_warmup_steps=config.warmup_steps,
         num_training_steps=total_steps,
     )
-    accelerator.register_for_checkpointing(
-        scheduler
-    )  # stepped by hand below, so not prepared: save it ourselves
+    accelerator.register_for_checkpointing(scheduler)  # stepped by hand below, so not prepared: save it ourselves
     effective_batch = config.batch_size * config.grad_accum * accelerator.num_processes
     logger.info(
         f"{len(examples)} examples, {len(ids)} tokens, {len(blocks)} blocks of {blocks.shape[1]}; effective "
@@ -453,7 +452,9 @@ def train(
                         elapsed_s=round(elapsed_before + now - run_start, 3),
                     )
                 if config.log_with != "csv":
-                    accelerator.log({"loss": logged_loss, "lr": lr, "tokens_per_s": tokens_per_s}, step=progress["step"])
+                    accelerator.log(
+                        {"loss": logged_loss, "lr": lr, "tokens_per_s": tokens_per_s}, step=progress["step"]
+                    )
                 window_loss.zero_()
                 window_batches, window_tokens, window_start = 0, 0, now
             if progress["step"] % config.save_every_steps == 0 and not end_of_epoch:

@@ -61,9 +61,7 @@ class FinetuneConfig:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"finetune schedule {self.schedule!r}: expected one of {sorted(SCHEDULES)}")
         if self.mixed_precision not in MIXED_PRECISION:
-            raise ValueError(
-                f"finetune mixed_precision {self.mixed_precision!r}: expected one of {MIXED_PRECISION}"
-            )
+            raise ValueError(f"finetune mixed_precision {self.mixed_precision!r}: expected one of {MIXED_PRECISION}")
         for name, allowed in (("method", METHODS), ("log_with", TRACKERS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"finetune {name} {getattr(self, name)!r}: expected one of {allowed}")
@@ -71,7 +69,16 @@ class FinetuneConfig:
             raise ValueError(f"finetune lora_dropout must be in [0, 1), got {self.lora_dropout}")
         if not self.lora_target_modules.strip(" ,"):
             raise ValueError("finetune lora_target_modules must name at least one module, or be all-linear")
-        for name in ("epochs", "block_size", "batch_size", "grad_accum", "log_every", "save_every_steps", "lora_rank", "lora_alpha"):
+        for name in (
+            "epochs",
+            "block_size",
+            "batch_size",
+            "grad_accum",
+            "log_every",
+            "save_every_steps",
+            "lora_rank",
+            "lora_alpha",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"finetune {name} must be at least 1, got {getattr(self, name)}")
         for name in ("lr", "warmup_steps", "max_grad_norm", "weight_decay"):

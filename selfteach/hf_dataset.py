@@ -2,10 +2,11 @@
 their verdicts (step 4) and each fine-tuning set (step 5), for people who load and share data with the
 `datasets` library.
 
-A folder holds `data/train-00000-of-00001.parquet` (one row per record, typed columns: an empty set keeps
-its columns for pyarrow and pandas, though `datasets` refuses to load a split of no rows) and a `README.md` dataset card: a YAML header as the Hub reads it (license, task, tags, size,
-the config naming the parquet file as the train split), then what a row is, where the puzzles came from,
-the generator, the counts and the verifier's settings. `datasets.load_dataset(folder)` loads it, and
+A folder holds `data/train-00000-of-00001.parquet` (one row per record, typed columns: an empty set
+keeps its columns for pyarrow and pandas, though `datasets` refuses to load a split of no rows) and a
+`README.md` dataset card: a YAML header as the Hub reads it (license, task, tags, size, the config naming
+the parquet file as the train split), then what a row is, where the puzzles came from, the generator,
+the counts and the verifier's settings. `datasets.load_dataset(folder)` loads it, and
 `huggingface-cli upload <repo> <folder> --repo-type dataset` shares it as it is. Written atomically.
 """
 
@@ -24,7 +25,10 @@ from selfteach.io import atomic_path, read_jsonl, write_text
 
 DATA_FILE = "data/train-00000-of-00001.parquet"
 LICENSE = "mit"  # P3's puzzles, which prompt the generator, and this code are MIT
-P3_SOURCE = "the Python Programming Puzzles (P3) of Schuster et al. (2021), https://github.com/microsoft/PythonProgrammingPuzzles (MIT)"
+P3_SOURCE = (
+    "the Python Programming Puzzles (P3) of Schuster et al. (2021), "
+    "https://github.com/microsoft/PythonProgrammingPuzzles (MIT)"
+)
 _SIZES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"))
 
 PUZZLE_COLUMNS = {"id": pa.string(), "f": pa.string(), "prompt_id": pa.string(), "tokens": pa.int64()}

@@ -14,7 +14,15 @@ from selfteach.prompts import generation_prompt, puzzle_from_completion, solutio
 from selfteach.puzzle_filter import filter_puzzles
 from selfteach.sampling import SamplingParams, load_backend
 from selfteach.sampling.base import finish
-from selfteach.sampling.chat import PUZZLE, SOLUTION, chat_messages, prompt_kind, reply_code, reply_continuation, template_renderer
+from selfteach.sampling.chat import (
+    PUZZLE,
+    SOLUTION,
+    chat_messages,
+    prompt_kind,
+    reply_code,
+    reply_continuation,
+    template_renderer,
+)
 from selfteach.sampling.server import SamplingServer
 from selfteach.solve import solve_shard
 
@@ -86,7 +94,9 @@ def test_reply_code_prefers_a_python_block_to_other_languages():
 def chat_server(tiny_model_dir):
     """A real sampling server on loopback serving the tiny model with its (SmolLM2) chat template."""
     backend = load_backend(str(tiny_model_dir), {"backend": "hf", "device": "cpu"})
-    server = SamplingServer(backend, "127.0.0.1", 0, model_name="tiny", chat_template=template_renderer(str(tiny_model_dir)))
+    server = SamplingServer(
+        backend, "127.0.0.1", 0, model_name="tiny", chat_template=template_renderer(str(tiny_model_dir))
+    )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/v1"
     server.shutdown()
@@ -99,7 +109,13 @@ def chat_model(url: str) -> dict:
 
 def test_generate_and_solve_both_run_through_a_chat_endpoint(chat_server, p3_dir, tmp_path):
     sampling = {**config.defaults("sampling"), "concurrency": 2}
-    settings = {**config.defaults("generate"), "prompts": 2, "per_prompt": 2, "max_new_tokens": 12, "max_prompt_tokens": 300}
+    settings = {
+        **config.defaults("generate"),
+        "prompts": 2,
+        "per_prompt": 2,
+        "max_new_tokens": 12,
+        "max_prompt_tokens": 300,
+    }
     puzzles = tmp_path / "puzzles.jsonl"
     assert generate_shard(chat_model(chat_server), sampling, settings, p3_dir, puzzles, name="chat/r0/s0", seed=0) == 4
     assert all(record["f"].startswith("def f(") and record["tokens"] >= 1 for record in read_jsonl(puzzles))
@@ -107,7 +123,20 @@ def test_generate_and_solve_both_run_through_a_chat_endpoint(chat_server, p3_dir
     solve = {**config.defaults("solve"), "attempts": 3, "max_new_tokens": 12}
     prefix = p3.train_prefix(p3_dir)
     out = tmp_path / "solutions.jsonl"
-    assert solve_shard(chat_model(chat_server), sampling, solve, tmp_path / "to_solve.jsonl", prefix, out, shard=0, shards=1, seed=0) == 3
+    assert (
+        solve_shard(
+            chat_model(chat_server),
+            sampling,
+            solve,
+            tmp_path / "to_solve.jsonl",
+            prefix,
+            out,
+            shard=0,
+            shards=1,
+            seed=0,
+        )
+        == 3
+    )
     assert [record["id"] for record in read_jsonl(out)] == ["p0/0", "p0/1", "p0/2"]
 
 
@@ -118,7 +147,9 @@ def test_a_chat_request_to_a_model_without_a_chat_template_is_refused_with_the_r
     try:
         client = load_backend(chat_model(f"http://127.0.0.1:{server.server_address[1]}/v1"), {"max_retries": 0})
         with pytest.raises(ValueError, match=r"HTTP 400, request refused: this model has no chat template"):
-            client.generate(["def f(x: int):\n    return x > 3\n\ndef g():"], SamplingParams(n=1, temperature=0, max_new_tokens=4))
+            client.generate(
+                ["def f(x: int):\n    return x > 3\n\ndef g():"], SamplingParams(n=1, temperature=0, max_new_tokens=4)
+            )
     finally:
         server.shutdown()
         server.server_close()

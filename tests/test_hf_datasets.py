@@ -20,13 +20,47 @@ from selfteach.io import write_json, write_jsonl
 STUDY = config.validate({})
 MODEL = {"source": "embedded"}
 PUZZLES = [
-    {"id": "gen/r0/s0/p0/0", "f": "def f(x: int):\n    return x * x == 49 and x > 0", "prompt_id": "gen/r0/s0/p0", "tokens": 14},
-    {"id": "gen/r0/s0/p0/1", "f": "def f(s: str):\n    return s + s == 'abab'", "prompt_id": "gen/r0/s0/p0", "tokens": 12},
+    {
+        "id": "gen/r0/s0/p0/0",
+        "f": "def f(x: int):\n    return x * x == 49 and x > 0",
+        "prompt_id": "gen/r0/s0/p0",
+        "tokens": 14,
+    },
+    {
+        "id": "gen/r0/s0/p0/1",
+        "f": "def f(s: str):\n    return s + s == 'abab'",
+        "prompt_id": "gen/r0/s0/p0",
+        "tokens": 12,
+    },
 ]
 SOLUTIONS = [
-    {"id": "gen/r0/s0/p0/0/0", "puzzle_id": "gen/r0/s0/p0/0", "sample": 0, "f": PUZZLES[0]["f"], "g": "def g():\n    return 7", "tokens": 5, "finished": True},
-    {"id": "gen/r0/s0/p0/0/1", "puzzle_id": "gen/r0/s0/p0/0", "sample": 1, "f": PUZZLES[0]["f"], "g": None, "tokens": 9, "finished": False},
-    {"id": "gen/r0/s0/p0/1/0", "puzzle_id": "gen/r0/s0/p0/1", "sample": 0, "f": PUZZLES[1]["f"], "g": "def g():\n    return 'ab'", "tokens": 6, "finished": True},
+    {
+        "id": "gen/r0/s0/p0/0/0",
+        "puzzle_id": "gen/r0/s0/p0/0",
+        "sample": 0,
+        "f": PUZZLES[0]["f"],
+        "g": "def g():\n    return 7",
+        "tokens": 5,
+        "finished": True,
+    },
+    {
+        "id": "gen/r0/s0/p0/0/1",
+        "puzzle_id": "gen/r0/s0/p0/0",
+        "sample": 1,
+        "f": PUZZLES[0]["f"],
+        "g": None,
+        "tokens": 9,
+        "finished": False,
+    },
+    {
+        "id": "gen/r0/s0/p0/1/0",
+        "puzzle_id": "gen/r0/s0/p0/1",
+        "sample": 0,
+        "f": PUZZLES[1]["f"],
+        "g": "def g():\n    return 'ab'",
+        "tokens": 6,
+        "finished": True,
+    },
 ]
 VERDICTS = [
     {"id": "gen/r0/s0/p0/0/0", "ok": True, "status": "pass", "seconds": 0.001},
@@ -54,7 +88,17 @@ def test_the_puzzles_load_with_their_card(tmp_path, load):
     write_jsonl(tmp_path / "puzzles.jsonl", PUZZLES)
     write_json(tmp_path / "stats.json", STATS)
     folder = tmp_path / "hf" / "puzzles"
-    assert write_puzzles_dataset(folder, tmp_path / "puzzles.jsonl", tmp_path / "stats.json", generator="gen", model=MODEL, verify=STUDY["verify"]) == 2
+    assert (
+        write_puzzles_dataset(
+            folder,
+            tmp_path / "puzzles.jsonl",
+            tmp_path / "stats.json",
+            generator="gen",
+            model=MODEL,
+            verify=STUDY["verify"],
+        )
+        == 2
+    )
     rows = load(folder)
     assert rows.to_list() == PUZZLES
     data = card_data(folder)
@@ -68,7 +112,14 @@ def test_the_solutions_load_with_their_verdicts(tmp_path, load):
     write_jsonl(tmp_path / "solutions.jsonl", SOLUTIONS)
     write_jsonl(tmp_path / "verdicts.jsonl", VERDICTS)
     folder = tmp_path / "hf" / "solutions"
-    write_solutions_dataset(folder, tmp_path / "solutions.jsonl", tmp_path / "verdicts.jsonl", generator="gen", model=MODEL, verify=STUDY["verify"])
+    write_solutions_dataset(
+        folder,
+        tmp_path / "solutions.jsonl",
+        tmp_path / "verdicts.jsonl",
+        generator="gen",
+        model=MODEL,
+        verify=STUDY["verify"],
+    )
     rows = load(folder)
     assert rows["g"] == [SOLUTIONS[0]["g"], None, SOLUTIONS[2]["g"]]
     assert rows["status"] == ["pass", "rejected", "pass"] and rows["ok"] == [True, False, True]

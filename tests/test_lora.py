@@ -17,7 +17,15 @@ from transformers import AutoModelForCausalLM
 
 from selfteach.finetune import ADAPTER_DIR, FinetuneConfig
 from selfteach.sampling import SamplingParams, load_backend
-from test_finetune import REPO, finetune_command, newest_checkpoint_step, p3_style_text, run_train, same_weights, weights
+from test_finetune import (
+    REPO,
+    finetune_command,
+    newest_checkpoint_step,
+    p3_style_text,
+    run_train,
+    same_weights,
+    weights,
+)
 
 LORA = dict(method="lora", lora_rank=4, lora_alpha=8, lora_dropout=0.0, lora_target_modules="q_proj,v_proj", lr=2e-2)
 

@@ -62,7 +62,9 @@ def keyed(monkeypatch):
 
 
 def test_http_backend_through_selfteach_serve(served, keyed, tiny_model_dir):
-    client = load_backend({"source": "openai", "base_url": served, "model": "tiny", "key_env": KEY_ENV}, {"concurrency": 2})
+    client = load_backend(
+        {"source": "openai", "base_url": served, "model": "tiny", "key_env": KEY_ENV}, {"concurrency": 2}
+    )
     local = load_backend(str(tiny_model_dir), {"backend": "hf", "device": "cpu"})
     params = SamplingParams(n=2, temperature=0, max_new_tokens=8)
     over_http = client.generate(PROMPTS, params)
@@ -95,7 +97,12 @@ def test_the_official_openai_client_completes_chats_and_lists_the_model(served, 
     assert [choice.text for choice in completion.choices] == [c.text for c in expected]
     assert completion.usage.completion_tokens == sum(c.tokens for c in expected)
     chat = client.chat.completions.create(
-        model="tiny", messages=[{"role": "user", "content": "Write def f."}], max_completion_tokens=6, n=2, temperature=1.0, seed=1
+        model="tiny",
+        messages=[{"role": "user", "content": "Write def f."}],
+        max_completion_tokens=6,
+        n=2,
+        temperature=1.0,
+        seed=1,
     )
     assert chat.object == "chat.completion" and len(chat.choices) == 2 and chat.usage.completion_tokens <= 2 * 6
     assert all(c.message.role == "assistant" and isinstance(c.message.content, str) for c in chat.choices)
@@ -147,7 +154,10 @@ class Flaky(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        choices = [{"index": i, "text": f"\n    return {i}\n\nassert f(g())", "finish_reason": "length"} for i in range(body["n"])]
+        choices = [
+            {"index": i, "text": f"\n    return {i}\n\nassert f(g())", "finish_reason": "length"}
+            for i in range(body["n"])
+        ]
         data = json.dumps({"choices": choices, "usage": {"completion_tokens": 10 * body["n"]}}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -165,18 +175,25 @@ def test_http_backend_retries_429_then_cuts(monkeypatch):
         model = {"source": "openai", "base_url": f"http://127.0.0.1:{server.server_address[1]}/v1",
                  "model": "m", "key_env": "SELFTEACH_TEST_KEY"}  # fmt: skip
         client = load_backend(model, {"concurrency": 1, "max_retries": 2})
-        [samples] = client.generate(["def f(x: int):\n    return x\n\ndef g():"], SamplingParams(n=2, temperature=1.0, max_new_tokens=20))
+        [samples] = client.generate(
+            ["def f(x: int):\n    return x\n\ndef g():"], SamplingParams(n=2, temperature=1.0, max_new_tokens=20)
+        )
     finally:
         server.shutdown()
         server.server_close()
     assert Flaky.seen == [2, 2]  # the 429 was retried
-    assert [(c.text, c.tokens, c.finished) for c in samples] == [("\n    return 0", 10, True), ("\n    return 1", 10, True)]
+    assert [(c.text, c.tokens, c.finished) for c in samples] == [
+        ("\n    return 0", 10, True),
+        ("\n    return 1", 10, True),
+    ]
 
 
 def test_http_backend_missing_key_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("SELFTEACH_ABSENT_KEY", raising=False)
     with pytest.raises(ValueError, match="SELFTEACH_ABSENT_KEY is not set"):
-        load_backend({"source": "openai", "base_url": "http://x/v1", "model": "m", "key_env": "SELFTEACH_ABSENT_KEY"}, {})
+        load_backend(
+            {"source": "openai", "base_url": "http://x/v1", "model": "m", "key_env": "SELFTEACH_ABSENT_KEY"}, {}
+        )
 
 
 def test_server_batches_concurrent_requests(tiny_model_dir):

@@ -61,7 +61,10 @@ def chat_messages(prompt: str) -> list[dict]:
     kind = prompt_kind(prompt)
     context, _, head = prompt.rpartition(SEPARATOR)
     if kind == PUZZLE:
-        task = [f"Example puzzles:\n{_fenced(context)}" if context else "", f"Write a new puzzle. Start with:\n{_fenced(head)}"]
+        task = [
+            f"Example puzzles:\n{_fenced(context)}" if context else "",
+            f"Write a new puzzle. Start with:\n{_fenced(head)}",
+        ]
     elif kind == SOLUTION:
         starts = [m.start() for m in _LAST_PUZZLE.finditer(context)]
         split = starts[-1] if starts else 0

@@ -159,7 +159,9 @@ class OpenAIBackend:
         message = " ".join((message or body.decode(errors="replace")).split())[:300]
         where = f"{self.url} (model {self.model!r})"
         if code in (401, 403):
-            key = f"the key in ${self.key_env}" if self.key_env and self.api_key else "no API key (models.<name>.key_env)"
+            key = (
+                f"the key in ${self.key_env}" if self.key_env and self.api_key else "no API key (models.<name>.key_env)"
+            )
             return f"{where}: HTTP {code}, the endpoint refused {key}: {message}"
         if code == 404 and isinstance(error, dict) and error.get("code") == "model_not_found":
             return f"{where}: HTTP 404, the endpoint does not serve this model (see its /v1/models): {message}"

@@ -4,8 +4,9 @@
 One sampling server can feed many jobs (and the HTTP backend's tests talk to it). Requests that
 arrive while the model is busy are queued; the worker then runs all queued requests that ask for
 the same sampling parameters (the seed aside: it keys each prompt's own random stream) as one
-`generate` call, so they share the batch and the cached prompt prefix. Completions end by the server's stop rule (`--stop dedent`, the default: at the first
-non-indented line; `--stop none`: the full budget); each choice carries two extra fields,
+`generate` call, so they share the batch and the cached prompt prefix. Completions end by the server's
+stop rule (`--stop dedent`, the default: at the first non-indented line; `--stop none`: the full
+budget); each choice carries two extra fields,
 `tokens` and `finished`, that the HTTP backend reads and other clients ignore. A chat request's
 messages become one prompt through the model's chat template, and its reply runs to EOS (or the
 budget): the client cuts the code out of it. As OpenAI's API and vLLM do, a request naming another
@@ -36,7 +37,12 @@ OPENAI_DEFAULTS = {"n": 1, "max_tokens": 16, "temperature": 1.0, "top_p": 1.0, "
 
 
 COMPLETIONS, CHAT = "completions", "chat"
-ROUTES = {"/v1/completions": COMPLETIONS, "/completions": COMPLETIONS, "/v1/chat/completions": CHAT, "/chat/completions": CHAT}
+ROUTES = {
+    "/v1/completions": COMPLETIONS,
+    "/completions": COMPLETIONS,
+    "/v1/chat/completions": CHAT,
+    "/chat/completions": CHAT,
+}
 
 
 def chat_prompt(body: dict, render: Callable[[list[dict]], str] | None) -> str:
@@ -44,8 +50,13 @@ def chat_prompt(body: dict, render: Callable[[list[dict]], str] | None) -> str:
     if render is None:
         raise ValueError("this model has no chat template: use /v1/completions")
     messages = body.get("messages")
-    if not isinstance(messages, list) or not messages or not all(
-        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in messages
+    if (
+        not isinstance(messages, list)
+        or not messages
+        or not all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+            for m in messages
+        )
     ):
         raise ValueError("'messages' must be a non-empty list of {role, content} with string contents")
     return render([{"role": m["role"], "content": m["content"]} for m in messages])
@@ -113,7 +124,11 @@ class _Batcher:
             group, count = [], 0
             limit = max(MAX_PROMPTS_PER_CALL, len(waiting[0][0]))
             for item in waiting:
-                if item is not None and dataclasses.replace(item[1], seed=0) == shared and count + len(item[0]) <= limit:
+                if (
+                    item is not None
+                    and dataclasses.replace(item[1], seed=0) == shared
+                    and count + len(item[0]) <= limit
+                ):
                     group.append(item)
                     count += len(item[0])
             waiting = [item for item in waiting if item not in group]
@@ -161,7 +176,12 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path.rstrip("/") in ("/v1/models", "/models"):
             if self._authorized():
-                model = {"id": self.server.model_name, "object": "model", "created": self.server.created, "owned_by": "selfteach"}
+                model = {
+                    "id": self.server.model_name,
+                    "object": "model",
+                    "created": self.server.created,
+                    "owned_by": "selfteach",
+                }
                 self._reply(200, {"object": "list", "data": [model]})
         else:
             self._error(404, f"no route {self.path}")
