@@ -244,11 +244,17 @@ def run_build_dataset(args) -> None:
     if args.card:
         if not all([args.card_md, args.puzzles, args.puzzle_stats, args.generator]):
             raise ValueError("--card needs --card-md, --puzzles, --puzzle-stats and --generator")
-        write_card_from_files(
+        card = write_card_from_files(
             args.card, args.card_md, puzzles_path=args.puzzles, puzzle_stats_path=args.puzzle_stats,
             dataset_stats=stats, examples=examples, generator=args.generator, variant=args.variant,
             config=config.load(args.config) if args.config else {},
         )  # fmt: skip
+        if args.hf:
+            from selfteach.hf_dataset import write_examples_dataset
+
+            write_examples_dataset(args.hf, examples, card)
+    elif args.hf:
+        raise ValueError("--hf needs the data card's arguments (--card, ...): the dataset card is made from it")
 
 
 def add_build_dataset(commands) -> None:
@@ -272,6 +278,7 @@ def add_build_dataset(commands) -> None:
     card_args.add_argument("--puzzle-stats", help="their counts (puzzles.stats.json)")
     card_args.add_argument("--generator", help="the generator's name in the config")
     card_args.add_argument("--config", help="the config (config.yaml) to record in the card")
+    card_args.add_argument("--hf", metavar="FOLDER", help="also write the set as a Hugging Face dataset folder")
     build.set_defaults(run=run_build_dataset)
 
 

@@ -170,3 +170,21 @@ def test_the_workflow_writes_loadable_folders_of_puzzles_verdicts_and_sets(study
         folder = data / variant / "hf"
         assert pq.read_table(folder / DATA_FILE).num_rows == examples
         assert card_data(folder).license == "mit"
+
+
+def test_build_dataset_command_writes_the_folder_beside_the_card(tmp_path, load):
+    from selfteach.cli import main
+
+    write_jsonl(tmp_path / "s.jsonl", SOLUTIONS)
+    write_jsonl(tmp_path / "v.jsonl", VERDICTS)
+    write_jsonl(tmp_path / "puzzles.jsonl", PUZZLES)
+    write_json(tmp_path / "stats.json", STATS)
+    argv = [
+        "build-dataset", "--samples", str(tmp_path / "s.jsonl"), "--verdicts", str(tmp_path / "v.jsonl"),
+        "--text", str(tmp_path / "t.txt"), "--examples", str(tmp_path / "e.jsonl"), "--hf", str(tmp_path / "hf"),
+    ]  # fmt: skip
+    assert main(argv) == 2 and not (tmp_path / "hf").exists()  # the dataset card needs the data card's arguments
+    card = ["--card", str(tmp_path / "c.json"), "--card-md", str(tmp_path / "c.md"), "--puzzles",
+            str(tmp_path / "puzzles.jsonl"), "--puzzle-stats", str(tmp_path / "stats.json"), "--generator", "gen"]  # fmt: skip
+    assert main(argv + card) == 0
+    assert "".join(load(tmp_path / "hf")["text"]) == (tmp_path / "t.txt").read_text()  # the rows in training order
