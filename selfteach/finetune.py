@@ -234,6 +234,15 @@ def merged_model(base_path: Path, adapter_dir: Path):
     return PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
 
 
+def keep_trainable_weights(models: list, weights: list[dict], output_dir) -> None:
+    """accelerate's save_state hook for LoRA: checkpoint the adapters, not the frozen base (the base folder's
+    weights, unchanged), so a checkpoint of an 8B model takes megabytes instead of tens of gigabytes."""
+    for model, state in zip(models, weights):
+        trainable = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
+        for name in [name for name in state if name not in trainable]:
+            del state[name]
+
+
 def save_epoch_model(
     accelerator: Accelerator, model, tokenizer, folder: Path, run_config: dict, lora_base: Path | None = None
 ) -> None:
@@ -385,6 +394,8 @@ def train(
         num_training_steps=total_steps,
     )
     accelerator.register_for_checkpointing(scheduler)  # stepped by hand below, so not prepared: save it ourselves
+    if config.method == "lora":
+        accelerator.register_save_state_pre_hook(keep_trainable_weights)
     effective_batch = config.batch_size * config.grad_accum * accelerator.num_processes
     logger.info(
         f"{len(examples)} examples, {len(ids)} tokens, {len(blocks)} blocks of {blocks.shape[1]}; effective "
@@ -396,7 +407,8 @@ def train(
     progress = {"step": 0, "epoch": 0, "batches_done": 0, "tokens": 0, "elapsed_s": 0.0}
     found = latest_checkpoint(checkpoint_dir, fingerprint)
     if found:
-        accelerator.load_state(found[0])
+        # a LoRA checkpoint holds the adapters only; the frozen base is already loaded from model_path
+        accelerator.load_state(found[0], strict=config.method == "full")
         progress = {key: found[1][key] for key in progress}
         logger.info(f"resuming from {found[0]}: step {progress['step']}, epoch {progress['epoch'] + 1}")
     start_step = progress["step"]

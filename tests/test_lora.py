@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
 from selfteach.finetune import ADAPTER_DIR, FinetuneConfig
@@ -54,6 +55,13 @@ def test_lora_trains_only_the_targeted_weights_and_leaves_the_base_folder_untouc
     assert merged.keys() == base.keys()  # a plain model: no adapter names, nothing missing
     changed = {name for name in base if not torch.equal(base[name], merged[name])}
     assert changed and all(name.endswith(("q_proj.weight", "v_proj.weight")) for name in changed)
+
+
+def test_a_lora_checkpoint_holds_the_adapters_only(lora_run):
+    tmp, _, _ = lora_run
+    [checkpoint] = (tmp / "ckpt").glob("step-*/model.safetensors")
+    names = load_file(checkpoint).keys()
+    assert names and all("lora_" in name for name in names)
 
 
 def test_each_epoch_folder_is_a_merged_model_with_its_adapter_beside_it(lora_run, tiny_model_dir):
