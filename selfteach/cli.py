@@ -113,7 +113,9 @@ def add_backend_args(command) -> None:
     command.add_argument("--model", required=True, help="a Hugging Face folder or hub id; with --base-url, the API's model name")
     command.add_argument("--base-url", help="an OpenAI-compatible endpoint (e.g. http://127.0.0.1:8000/v1): sample over HTTP")
     command.add_argument("--key-env", help="environment variable holding the endpoint's API key")
-    command.add_argument("--api", choices=["completions", "chat"], default="completions", help="with --base-url: the endpoint's API")
+    command.add_argument(
+        "--api", choices=["completions", "chat"], default="completions", help="with --base-url: the endpoint's API"
+    )
     for key in ("backend", "dtype", "device"):
         command.add_argument(f"--{key}", choices=schema_choices("sampling", key), default=defaults[key])
     command.add_argument("--batch-size", type=int, default=defaults["batch_size"], help="sequences decoded together")
@@ -126,7 +128,9 @@ def backend_from(args):
 
     model = args.model
     if args.base_url:
-        model = {"source": "openai", "base_url": args.base_url, "model": args.model, "key_env": args.key_env, "api": args.api}
+        model = {
+            "source": "openai", "base_url": args.base_url, "model": args.model, "key_env": args.key_env, "api": args.api
+        }  # fmt: skip
     return load_backend(model, {key: getattr(args, key) for key in BACKEND_KEYS})
 
 
@@ -193,7 +197,8 @@ def run_serve(args) -> None:
 
 def add_serve(commands) -> None:
     command = commands.add_parser(
-        "serve", help="an OpenAI-compatible server (/v1/completions, /v1/chat/completions, /v1/models) in front of a backend"
+        "serve",
+        help="an OpenAI-compatible server (/v1/completions, /v1/chat/completions, /v1/models) in front of a backend",
     )
     add_backend_args(command)
     command.add_argument("--host", default="127.0.0.1")

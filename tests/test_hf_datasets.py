@@ -186,7 +186,8 @@ def test_build_dataset_command_writes_the_folder_beside_the_card(tmp_path, load)
     assert main(argv) == 2 and not (tmp_path / "hf").exists()  # the dataset card needs the data card's arguments
     card = [
         "--card", str(tmp_path / "c.json"), "--card-md", str(tmp_path / "c.md"),
-        "--puzzles", str(tmp_path / "puzzles.jsonl"), "--puzzle-stats", str(tmp_path / "stats.json"), "--generator", "gen",
+        "--puzzles", str(tmp_path / "puzzles.jsonl"), "--puzzle-stats", str(tmp_path / "stats.json"),
+        "--generator", "gen",
     ]  # fmt: skip
     assert main(argv + card) == 0
     assert "".join(load(tmp_path / "hf")["text"]) == (tmp_path / "t.txt").read_text()  # the rows in training order
