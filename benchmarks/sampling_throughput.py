@@ -218,7 +218,7 @@ def main() -> None:
               f"~{sum(len(tokenizer(p).input_ids) for p in prompts) // len(prompts)} prompt tokens, "
               f"{work.max_new_tokens} new tokens max, T={work.temperature}", flush=True)
         for sampler, dtype_name, subset in samplers:
-            if sampler.split()[-1] in args.skip:
+            if sampler.split()[0] in args.skip:
                 continue
             chosen = prompts[: args.subset] if subset else prompts
             attention = {"attn_implementation": "paged|sdpa"} if sampler == "generate_batch" else {}
