@@ -377,6 +377,15 @@ def _percent(rows: pd.DataFrame) -> pd.DataFrame:
     return rows.assign(**{c: 100 * rows[c].astype(float) for c in ("pass_at_k", "ci_low", "ci_high")})
 
 
+def _k_axis(ax: plt.Axes, ks, title: str, ylabel: str) -> None:
+    """A facet over k: log-2 axis ticked at the evaluated k, a title, a legend of training data."""
+    ks = sorted(set(ks))
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ks, [str(k) for k in ks])
+    ax.set(title=title, xlabel="k (samples per puzzle)", ylabel=ylabel)
+    ax.legend(title="training data")
+
+
 def plot_passk_curves(long: pd.DataFrame) -> plt.Figure:
     """pass@k against k per student: the base model vs fine-tuned on verified vs unverified data.
 
@@ -403,11 +412,7 @@ def plot_passk_curves(long: pd.DataFrame) -> plt.Figure:
             ax.fill_between(
                 line["k"], line["ci_low"], line["ci_high"], color=palette[condition], alpha=BAND_ALPHA
             )
-        ks = sorted(mine["k"].unique())
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(ks, [str(k) for k in ks])
-        ax.set(title=student, xlabel="k (samples per puzzle)", ylabel="pass@k (%)")
-        ax.legend(title="training data")
+        _k_axis(ax, mine["k"], student, "pass@k (%)")
     if not students:
         _note(axes[0], "No evaluation yet.")
     _keep_last_legend(axes)
@@ -557,13 +562,12 @@ def plot_gain(gain_rows: pd.DataFrame) -> plt.Figure:
                 color=palette[condition],
                 label=condition,
             )
-        ks = sorted(mine["k"].unique())
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(ks, [str(k) for k in ks])
-        ax.set(title=student, xlabel="k (samples per puzzle)", ylabel="gain in pass@k (points)")
-        ax.legend(title="training data")
+        _k_axis(ax, mine["k"], student, "gain in pass@k (points)")
     if not students:
         _note(axes[0], "No fine-tuned model evaluated beside its base model yet.")
+    else:  # one legend with every condition, also those the last student lacks
+        shown = {label: handle for ax in axes for handle, label in zip(*ax.get_legend_handles_labels())}
+        axes[-1].legend(shown.values(), shown.keys(), title="training data")
     _keep_last_legend(axes)
     _title(fig, "Gain over the base model on the P3 test puzzles (bars: paired 95% bootstrap CI)")
     return fig
