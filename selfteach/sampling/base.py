@@ -92,10 +92,16 @@ def row_seed(seed: int, key: str, sample: int) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
-def finish(raw: str, tokens: int, stop: str | None, ended: bool = False) -> Completion:
-    """Build the Completion for raw generated text; `ended`: the model emitted EOS (stop=None only)."""
+def finish(
+    raw: str, tokens: int, stop: str | None, ended: bool = False, cut: tuple[str, bool] | None = None
+) -> Completion:
+    """Build the Completion for raw generated text; `ended`: the model emitted EOS (stop=None only).
+
+    `cut` is `cut_at_dedent(raw)` when the caller has already made it (the HF sampler does, at every
+    step, to see whether a row has stopped), so that the cut runs once per text.
+    """
     if stop == "dedent":
-        text, finished = cut_at_dedent(raw)
+        text, finished = cut or cut_at_dedent(raw)
         return Completion(text=text, tokens=tokens, finished=finished)
     return Completion(text=raw, tokens=tokens, finished=ended)
 

@@ -267,9 +267,9 @@ class HFBackend:
             for row, token, eos in zip(batch.rows, picked.tolist(), is_eos):
                 tokens[row].append(token)
                 text = self.tokenizer.decode(tokens[row], skip_special_tokens=True)
-                stopped = params.stop == "dedent" and cut_at_dedent(text)[1]
-                if eos or stopped or len(tokens[row]) == params.max_new_tokens:
-                    done[row] = finish(text, len(tokens[row]), params.stop, ended=eos)
+                cut = cut_at_dedent(text) if params.stop == "dedent" else None
+                if eos or (cut and cut[1]) or len(tokens[row]) == params.max_new_tokens:
+                    done[row] = finish(text, len(tokens[row]), params.stop, ended=eos, cut=cut)
             order = batch.compact([slot for slot, row in enumerate(batch.rows) if row not in done])
             if batch.rows:
                 batch.step(picked[order])
