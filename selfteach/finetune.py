@@ -387,6 +387,11 @@ def train(
     # Step counts come from the prepared loader: under data parallelism each process sees a share.
     steps_per_epoch = math.ceil(len(dataloader) / config.grad_accum)
     total_steps = steps_per_epoch * config.epochs
+    if config.warmup_steps >= total_steps:
+        logger.warning(
+            f"finetune.warmup_steps {config.warmup_steps} >= the run's {total_steps} optimizer steps: the learning "
+            "rate never reaches finetune.lr (the first step runs at lr 0); lower warmup_steps for a small set"
+        )
     scheduler = get_scheduler(
         SCHEDULES[config.schedule],
         optimizer,
