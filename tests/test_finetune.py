@@ -244,27 +244,38 @@ def newest_checkpoint_step(checkpoint_dir: Path) -> int:
     return max(steps, default=0)
 
 
+def kill_midway_and_resume(command: list[str], root: Path, epochs: int, *, after_step: int = 3) -> dict:
+    """Run the fine-tuning `command`, SIGKILL it once a checkpoint past `after_step` exists, run it again.
+
+    The killed run must not have published its last epoch; the rerun must resume from the checkpoint,
+    not start over. Returns the rerun's summary.
+    """
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while (
+        newest_checkpoint_step(root / "ckpt") < after_step
+        and process.poll() is None
+        and time.monotonic() < deadline
+    ):
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL, "the run ended before it could be killed midway"
+    assert not (root / "out" / f"epoch{epochs}").exists()
+    resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    summary = json.loads((root / "summary.json").read_text())
+    assert summary["resumed_from_step"] >= after_step
+    return summary
+
+
 @pytest.mark.slow
 def test_a_killed_run_resumes_and_ends_like_an_uninterrupted_one(tiny_model_dir, tmp_path):
     epochs, text = 2, p3_style_text(30)
     (tmp_path / "train.txt").write_text(text)
     killed = tmp_path / "killed"
     command = finetune_command(tiny_model_dir, tmp_path / "train.txt", killed, epochs)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while (
-        newest_checkpoint_step(killed / "ckpt") < 3 and process.poll() is None and time.monotonic() < deadline
-    ):
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    assert process.wait() == -signal.SIGKILL, "the run ended before it could be killed midway"
-    assert not (killed / "out" / f"epoch{epochs}").exists()
-
-    resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    summary = json.loads((killed / "summary.json").read_text())
-    assert summary["resumed_from_step"] >= 3
+    summary = kill_midway_and_resume(command, killed, epochs)
 
     reference = run_train(tmp_path / "reference", tiny_model_dir, text, epochs=epochs)
     assert summary["steps"] == reference["steps"] > summary["resumed_from_step"]

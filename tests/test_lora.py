@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -19,9 +15,8 @@ from transformers import AutoModelForCausalLM
 from selfteach.finetune import ADAPTER_DIR, FinetuneConfig
 from selfteach.sampling import SamplingParams, load_backend
 from test_finetune import (
-    REPO,
     finetune_command,
-    newest_checkpoint_step,
+    kill_midway_and_resume,
     p3_style_text,
     run_train,
     same_weights,
@@ -102,19 +97,7 @@ def test_a_killed_lora_run_resumes_and_ends_like_an_uninterrupted_one(tiny_model
     (tmp_path / "train.txt").write_text(text)
     killed = tmp_path / "killed"
     command = finetune_command(tiny_model_dir, tmp_path / "train.txt", killed, epochs, **LORA)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while newest_checkpoint_step(killed / "ckpt") < 3 and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    assert process.wait() == -signal.SIGKILL, "the run ended before it could be killed midway"
-    assert not (killed / "out" / f"epoch{epochs}").exists()
-
-    resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    summary = json.loads((killed / "summary.json").read_text())
-    assert summary["resumed_from_step"] >= 3
+    summary = kill_midway_and_resume(command, killed, epochs)
     reference = run_train(tmp_path / "reference", tiny_model_dir, text, epochs=epochs, **LORA)
     assert summary["steps"] == reference["steps"] > summary["resumed_from_step"]
     for epoch in range(1, epochs + 1):
