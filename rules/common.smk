@@ -16,10 +16,14 @@ from selfteach.terms import (
     BASE,
     FIGURE_FORMATS,
     FIGURE_NAMES,
+    HUMAN_DATA,
+    HUMAN_DATA_SPEC,
     LONG_TABLE,
     MODEL_NAME,
     P3_FILES,
     P3_PREFIX,
+    P3_PUZZLES,
+    P3_SPLIT,
     PER_PUZZLE_CSV,
     PASSK_CSV,
     REPORT_FIGURE_FORMAT,
@@ -60,6 +64,7 @@ localrules:
     eval_puzzles,
     gather_puzzles,
     gather_solutions,
+    human_data,
     report,
 
 
@@ -98,8 +103,11 @@ def finetuned_folder(student, gen, variant, round, epoch):
 
 
 def generator_folder(wildcards):
-    """Round 0 samples the configured generator; round r the model it fine-tuned in round r-1."""
+    """Round 0 samples the configured generator; round r the model it fine-tuned in round r-1. The
+    human-data control samples no model (None)."""
     round = int(wildcards.round)
+    if wildcards.gen == HUMAN_DATA:
+        return None
     if round == 0:
         return model_folder(wildcards.gen)
     return finetuned_folder(
@@ -113,7 +121,10 @@ def generator_input(wildcards):
 
 
 def generator_model(wildcards):
-    """What the sampling backend loads: a folder, or the endpoint spec of an API model."""
+    """What the sampling backend loads: a folder, or the endpoint spec of an API model; what made the
+    human-data control's solutions, for its cards."""
+    if wildcards.gen == HUMAN_DATA:
+        return HUMAN_DATA_SPEC
     return generator_folder(wildcards) or MODELS[wildcards.gen]
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from selfteach.terms import HUMAN_DATA
+
 SCHEMA_FILE = "config.schema.yaml"
 
 
@@ -76,9 +78,11 @@ def _check_references(config: dict, source: str) -> None:
         needed = {"hub": "id", "local": "path", "openai": "base_url"}.get(spec["source"])
         if needed and needed not in spec:
             raise ValueError(f"{source}: models.{name}: source {spec['source']} needs the key {needed!r}")
+    if HUMAN_DATA in models:
+        raise ValueError(f"{source}: models: {HUMAN_DATA!r} names the human-data control; call the model otherwise")
     for section, key in (("generate", "generators"), ("finetune", "students")):
         for name in config[section][key]:
-            if name not in models:
+            if name not in models and not (key == "generators" and name == HUMAN_DATA):
                 raise ValueError(f"{source}: {section}.{key}: {name!r} is not defined under models")
     for name in config["self_improvers"] or []:
         if name not in config["generate"]["generators"] or name not in config["finetune"]["students"]:

@@ -30,6 +30,7 @@ from selfteach.terms import (  # noqa: E402
     FIGURE_FORMATS,
     GAIN_FIGURE,
     GAIN_TABLE,
+    HUMAN_DATA,
     LONG_TABLE,
     PASSK_CSV,
     PER_PUZZLE_CSV,
@@ -54,6 +55,22 @@ PANEL_SIZE = (4.2, 3.4)  # inches per facet
 BAND_ALPHA = 0.2
 DODGE = 0.04  # sideways shift between lines, in x units (rounds, epochs)
 NOTE_STYLE = {"ha": "center", "va": "center", "fontsize": 10, "color": "0.35"}
+HUMAN_LABEL = f"{HUMAN_DATA} (human-written)"
+
+
+def data_kind(student: str, generator) -> str:
+    """What a model was fine-tuned on: its own puzzles (self-taught), another model's, or the human-written
+    control; "-" for a base model."""
+    if generator is None or pd.isna(generator):
+        return "-"
+    if generator == HUMAN_DATA:
+        return "human-written (control)"
+    return "self-taught" if generator == student else "another model's puzzles"
+
+
+def generator_label(generator: str) -> str:
+    """A generator as figures and pivoted tables name it: the human-data control says what it is."""
+    return HUMAN_LABEL if generator == HUMAN_DATA else generator
 
 
 # ---------------------------------------------------------------- collect
@@ -160,7 +177,9 @@ def gain_table(gain_rows: pd.DataFrame, level: float = DEFAULT_LEVEL) -> pd.Data
     points = {c: (100 * gain_rows[c].astype(float)).round(2) for c in GAIN_COLUMNS[-6:-1]}
     return pd.DataFrame(
         {
-            **{key: gain_rows[key] for key in (*KEYS, "k", "puzzles")},
+            **{key: gain_rows[key] for key in ("student", "generator")},
+            "data": [data_kind(s, g) for s, g in zip(gain_rows["student"], gain_rows["generator"])],
+            **{key: gain_rows[key] for key in (*KEYS[2:], "k", "puzzles")},
             "base pass@k (%)": points["base_pass_at_k"],
             "pass@k (%)": points["pass_at_k"],
             "gain (points)": points["gain"],
@@ -215,7 +234,10 @@ def passk_by_condition(long: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=list(KEYS))
     wide = _pivot(rows, list(KEYS), "k").sort_index(axis=1)
     wide.columns = [f"pass@{k}" for k in wide.columns]
-    return wide.reset_index()
+    wide = wide.reset_index()
+    kinds = [data_kind(s, None if v == BASE else g) for s, g, v in wide[["student", "generator", "variant"]].values]
+    wide.insert(2, "data", kinds)
+    return wide
 
 
 def student_generator(long: pd.DataFrame) -> pd.DataFrame:
@@ -224,7 +246,7 @@ def student_generator(long: pd.DataFrame) -> pd.DataFrame:
     rows = rows[(rows["round"] == 0) & (rows["k"] == largest_k(long))]
     if rows.empty:
         return pd.DataFrame(columns=["student", "variant"])
-    return _pivot(rows, ["student", "variant"], "generator").reset_index()
+    return _pivot(rows, ["student", "variant"], "generator").rename(columns=generator_label).reset_index()
 
 
 def rounds_table(long: pd.DataFrame) -> pd.DataFrame:
@@ -273,8 +295,9 @@ def load_card(path: str | Path) -> list[dict]:
 
 
 def card_label(path: str | Path) -> str:
-    """results/data/<gen>/r<round>/<variant>/card.json -> '<gen> r<round> <variant>'."""
-    return " ".join(Path(path).parent.parts[-3:])
+    """results/data/<gen>/r<round>/<variant>/card.json -> '<gen> r<round> <variant>' (the control labelled)."""
+    generator, round, variant = Path(path).parent.parts[-3:]
+    return f"{generator_label(generator)} {round} {variant}"
 
 
 def data_card_table(card_paths) -> pd.DataFrame:
@@ -431,6 +454,7 @@ def plot_student_generator_heatmap(long: pd.DataFrame) -> plt.Figure:
         _note(ax, "No model fine-tuned on verified data evaluated yet.")
     else:
         grid = _percent(rows).pivot(index="student", columns="generator", values="pass_at_k")
+        grid = grid.rename(columns=generator_label)
         sns.heatmap(grid, annot=True, fmt=".1f", cmap="viridis", ax=ax, cbar_kws={"label": f"pass@{k} (%)"})
         ax.set(xlabel="generator (wrote the training puzzles)", ylabel="student (fine-tuned)")
         ax.tick_params(axis="y", rotation=0)
@@ -480,6 +504,7 @@ def _plot_over(long: pd.DataFrame, rows: pd.DataFrame, x: str, xlabel: str, titl
     """Shared body of the per-round and per-epoch figures: one facet per student, base as a dotted line."""
     k = largest_k(long)
     rows = _percent(rows[rows["k"] == k])
+    rows = rows.assign(generator=rows["generator"].map(generator_label))
     students = list(dict.fromkeys(rows["student"])) or list(dict.fromkeys(long["student"]))
     generators = list(dict.fromkeys(rows["generator"]))
     palette = dict(zip(generators, sns.color_palette(PALETTE, len(generators))))
@@ -541,7 +566,9 @@ def plot_gain(gain_rows: pd.DataFrame) -> plt.Figure:
     """
     rows = last_epochs(gain_rows) if len(gain_rows) else gain_rows
     rows = rows.assign(
-        condition=[f"{g} {v} r{r}" for g, v, r in zip(rows["generator"], rows["variant"], rows["round"])],
+        condition=[
+            f"{generator_label(g)} {v} r{r}" for g, v, r in zip(rows["generator"], rows["variant"], rows["round"])
+        ],
         **{c: 100 * rows[c].astype(float) for c in ("gain", "ci_low", "ci_high")},
     )
     conditions = list(dict.fromkeys(rows["condition"]))

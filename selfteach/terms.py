@@ -15,6 +15,11 @@ import re
 # A configured model's name (models, generators, students): it goes into paths and evaluation tags.
 MODEL_NAME = r"[A-Za-z0-9_.]+(-[A-Za-z0-9_.]+)*"
 
+# The human-data control: a data source named in generate.generators like a model, but it is P3's train
+# problems with their human-written reference solutions (selfteach.human_data), not a model's samples.
+HUMAN_DATA = "p3-train"
+HUMAN_DATA_SPEC = {"source": HUMAN_DATA, "data": "P3 train problems' reference solutions (human-written)"}
+
 # ---------------------------------------------------------------- evaluation tags
 
 # results/eval/<student>/<tag>/: the student itself ("base"), or the model it became after `epoch`

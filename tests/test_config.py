@@ -45,6 +45,8 @@ def test_paper_config_has_the_papers_numbers():
         ({"models": {"m": {"source": "hub"}}}, "models.m: source hub needs the key 'id'"),
         ({"finetune": {"accelerate": {"other": "fsdp"}}}, "finetune.accelerate: 'other' is not one of finetune.students"),
         ({"finetune": {"accelerate": "deepspeed"}}, "finetune.accelerate"),
+        ({"finetune": {"students": ["p3-train"]}}, "finetune.students: 'p3-train' is not defined under models"),
+        ({"models": {"p3-train": {"source": "embedded"}}}, "models: 'p3-train' names the human-data control"),
     ],
 )
 def test_mistakes_name_the_key(bad, message):
@@ -52,6 +54,12 @@ def test_mistakes_name_the_key(bad, message):
         config.validate(bad)
     assert message in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_human_data_control_is_a_generator_without_a_model():
+    study = config.validate({"generate": {"generators": ["smollm2-135m", "p3-train"]}})
+    assert study["generate"]["generators"] == ["smollm2-135m", "p3-train"]
+    assert "p3-train" not in study["models"]
 
 
 def test_api_models_cannot_be_students():

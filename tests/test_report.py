@@ -32,6 +32,7 @@ RESULTS = {
     "s1/gen-a-unverified-r0-epoch2": [1, 0, 0, 0],  # 25%
     "s1/s1-verified-r0-epoch2": [1, 0, 0, 1],  # 50%
     "s1/s1-verified-r1-epoch2": [4, 4, 4, 0],  # 75%
+    "s1/p3-train-verified-r0-epoch2": [3, 0, 1, 1],  # 75%: the human-data control
     "s2/base": [0, 0, 0, 0],  # 0%
     "s2/gen-a-verified-r0-epoch2": [4, 4, 4, 4],  # 100%
 }
@@ -130,14 +131,18 @@ def test_condition_table_holds_last_epochs_with_intervals(study):
     s1 = table[table["student"] == "s1"]
     assert s1[["generator", "variant", "round"]].values.tolist() == [
         ["-", "base", "-"], ["gen-a", "verified", "0"], ["gen-a", "unverified", "0"],
-        ["s1", "verified", "0"], ["s1", "verified", "1"],
+        ["p3-train", "verified", "0"], ["s1", "verified", "0"], ["s1", "verified", "1"],
+    ]  # fmt: skip
+    assert s1["data"].tolist() == [
+        "-", "another model's puzzles", "another model's puzzles", "human-written (control)", "self-taught",
+        "self-taught",
     ]  # fmt: skip
     verified = s1[(s1["generator"] == "gen-a") & (s1["variant"] == "verified")]
     assert verified["epoch"].tolist() == ["2"]  # epoch 1 is not a condition of its own
     assert verified["pass@4"].iloc[0].startswith("75.0 [")
     assert list(table.columns[-3:]) == ["pass@1", "pass@2", "pass@4"]
     rows = markdown_rows(root / "tables" / "passk_by_condition.md")
-    assert ["s2", "gen-a", "verified", "0", "2", "100.0 [100.0, 100.0]"] == rows[-1][:6]
+    assert ["s2", "gen-a", "another model's puzzles", "verified", "0", "2", "100.0 [100.0, 100.0]"] == rows[-1][:7]
 
 
 def test_grid_and_round_tables(study):
@@ -146,6 +151,7 @@ def test_grid_and_round_tables(study):
     assert grid.loc[("s2", "verified"), "gen-a"].startswith("100.0")
     assert grid.loc[("s1", "verified"), "s1"].startswith("50.0")
     assert grid.loc[("s2", "verified"), "s1"] == "-"
+    assert grid.loc[("s1", "verified"), "p3-train (human-written)"].startswith("75.0")
     rounds = pd.read_csv(root / "tables" / "rounds.csv").set_index(["student", "generator", "variant"])
     assert rounds.loc[("s1", "s1", "verified"), "round 0"].startswith("50.0")
     assert rounds.loc[("s1", "s1", "verified"), "round 1"].startswith("75.0")
@@ -199,7 +205,12 @@ def test_gain_table_pairs_each_fine_tuned_model_with_its_base(study):
     s2 = row.loc[("s2", "gen-a", "verified", 0, 2, 4)]
     assert (s2["gain (points)"], s2["95% CI low"], s2["95% CI high"]) == (100.0, 100.0, 100.0)
     assert s2["p (one-sided)"] < 0.1  # all four differences positive: 1/16 of sign patterns reach it
-    assert len(table) == 6 * 3  # six fine-tuned evaluations with a base, k = 1, 2, 4
+    assert len(table) == 7 * 3  # seven fine-tuned evaluations with a base, k = 1, 2, 4
+    kinds = table.drop_duplicates(["student", "generator"]).set_index(["student", "generator"])["data"]
+    assert kinds.to_dict() == {
+        ("s1", "gen-a"): "another model's puzzles", ("s1", "s1"): "self-taught",
+        ("s1", "p3-train"): "human-written (control)", ("s2", "gen-a"): "another model's puzzles",
+    }  # fmt: skip
     assert "paired bootstrap" in (root / "tables" / "gain.md").read_text()
     assert list(table.columns[-3:]) == ["95% CI low", "95% CI high", "p (one-sided)"]
 

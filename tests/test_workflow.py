@@ -125,3 +125,43 @@ def test_no_test_puzzle_reaches_a_fine_tuning_set(study_dir, p3_dir):
             assert dedup_key(example["f"]) not in held_out, path
     kept = read_jsonl(study_dir / "results" / "data" / "tiny" / "r0" / "puzzles.filtered.jsonl")
     assert not held_out & {dedup_key(puzzle["f"]) for puzzle in kept}
+
+
+def test_human_data_control_is_verified_and_built_like_generated_data(tmp_path, tiny_model_dir, p3_dir):
+    """generate.generators: [..., p3-train]: the train problems' reference solutions go through the
+    verifier and the dataset step, and the students are fine-tuned and evaluated on them too."""
+    from selfteach.dedup import dedup_key
+    from selfteach.io import read_jsonl
+    from selfteach.p3 import load_split, test_puzzles, validation_puzzles
+    from selfteach.terms import HUMAN_DATA, VARIANTS
+
+    study = tiny_study(tiny_model_dir, p3_dir)
+    study["generate"]["generators"] = ["tiny", HUMAN_DATA]
+    write_config(tmp_path, study)
+    jobs = planned_jobs(tmp_path)
+    assert jobs["human_data"] == 1 and jobs["generate_puzzles"] == 2  # the control samples no model
+    assert jobs["finetune"] == 2 * 2 and jobs["evaluate"] == 1 + 2 * 2 * 2  # (tiny, p3-train) x variants x epochs
+
+    sets = f"results/data/{HUMAN_DATA}/r0"
+    run_snakemake(tmp_path, "--cores", "2", *(f"{sets}/{variant}/card.json" for variant in VARIANTS))
+    data = tmp_path / sets
+    card = json.loads((data / "verified" / "card.json").read_text())
+    counts = {stage["stage"]: stage["count"] for stage in card["stages"]}
+    assert counts["puzzles generated"] == 599  # every train-problem instance with a reference solution
+    assert card["puzzle_rejections"] == {"test_puzzle": 113}  # the validation puzzles among them
+    assert counts["solution samples"] == 494  # the solutions of the 486 kept instances
+    statuses = card["sample_statuses"]
+    assert statuses["rejected"] == 31  # they import modules outside the paper's policy
+    assert statuses["pass"] + statuses["rejected"] + statuses.get("timeout", 0) == 494
+    assert counts["examples after the cap"] == statuses["pass"]  # short and distinct: each one is kept
+    unverified = json.loads((data / "unverified" / "card.json").read_text())
+    assert {s["stage"]: s["count"] for s in unverified["stages"]}["examples after the cap"] == 494
+
+    held_out = {dedup_key(p["f"]) for p in test_puzzles(p3_dir) + validation_puzzles(p3_dir)}
+    train = set(load_split(p3_dir)["train"])
+    for variant in VARIANTS:
+        for example in read_jsonl(data / variant / "examples.jsonl"):
+            assert dedup_key(example["f"]) not in held_out
+            assert example["puzzle_id"].split("/")[3].rsplit(":", 1)[0] in train
+            assert example["generator"] == HUMAN_DATA
+
