@@ -68,7 +68,9 @@ def test_puzzles_speak_f_and_g(p3_dir):
 def test_validation_puzzles_are_train_problems_other_instances(p3_dir):
     """Settings are chosen on these: never a test problem, never a generation-prompt puzzle."""
     validation = p3.validation_puzzles(p3_dir)
-    assert len(validation) == 121 and all(v["id"].endswith(":1") for v in validation)
+    assert len(validation) == 109 and all(v["id"].endswith(":1") for v in validation)
+    longest_test = max(len(t["f"]) for t in p3.test_puzzles(p3_dir))
+    assert longest_test == 740 and max(len(v["f"]) for v in validation) <= longest_test
     assert "BoxVolume:1" not in {v["id"] for v in validation}  # its 8,844-digit literal does not compile
     problems = {v["id"].rsplit(":", 1)[0] for v in validation}
     split = p3.load_split(p3_dir)
