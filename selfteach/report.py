@@ -1,11 +1,14 @@
 """The study's tables and figures (docs/design.md section 1: the paper's experiments), rebuilt from evaluations.
 
-Each evaluation folder results/eval/<student>/<tag>/ holds a per_puzzle.csv and the passk.csv the
-evaluate step computed from it. The report gathers every passk.csv into one long table and draws each
-table and figure from it. The gain table pairs every fine-tuned model with its base model puzzle by
-puzzle (the per-puzzle files), so its intervals are those of a paired difference, not of two separate
-means. An output whose data the run lacks (one round, one epoch, no fine-tuned model yet) is still
-written, with a note saying what is missing, so that the workflow's declared outputs always exist.
+Each evaluation folder results/<benchmark folder>/<student>/<tag>/ (results/eval/ for the P3 puzzles,
+results/humaneval/ for HumanEval) holds a per_puzzle.csv and the passk.csv the evaluate step computed
+from it. The report gathers every passk.csv into one long table, with a `benchmark` column, and draws
+each table and figure from it: the long table and the gain table hold every benchmark, the other tables
+and the figures the P3 evaluations, as in the paper. The gain table pairs every fine-tuned model with
+its base model on the same benchmark, puzzle by puzzle (the per-puzzle files), so its intervals are
+those of a paired difference, not of two separate means. An output whose data the run lacks (one
+round, one epoch, no fine-tuned model yet) is still written, with a note saying what is missing, so
+that the workflow's declared outputs always exist.
 """
 
 from __future__ import annotations
@@ -26,22 +29,27 @@ from selfteach.io import atomic_path, write_text  # noqa: E402
 from selfteach.metrics import DEFAULT_LEVEL, DEFAULT_RESAMPLES, ks_for, paired_gain, pass_at_k  # noqa: E402
 from selfteach.terms import (  # noqa: E402
     BASE,
+    BENCHMARKS,
     DATA_CARD_TABLE,
     FIGURE_FORMATS,
     GAIN_FIGURE,
     GAIN_TABLE,
     HUMAN_DATA,
     LONG_TABLE,
+    P3_BENCHMARK,
     PASSK_CSV,
     PER_PUZZLE_CSV,
     TABLE_FORMATS,
     VARIANTS,
+    benchmark_of,
     parse_tag,
 )
 
 KEYS = ("student", "generator", "variant", "round", "epoch")
-LONG_COLUMNS = (*KEYS, "tag", "puzzles", *PASSK_COLUMNS)
-GAIN_COLUMNS = (*KEYS, "k", "puzzles", "base_pass_at_k", "pass_at_k", "gain", "ci_low", "ci_high", "p_value")
+LONG_COLUMNS = ("benchmark", *KEYS, "tag", "puzzles", *PASSK_COLUMNS)
+GAIN_COLUMNS = (
+    "benchmark", *KEYS, "k", "puzzles", "base_pass_at_k", "pass_at_k", "gain", "ci_low", "ci_high", "p_value"
+)  # fmt: skip
 
 PALETTE = "colorblind"
 STYLE = {
@@ -77,8 +85,10 @@ def generator_label(generator: str) -> str:
 
 
 def evaluation_keys(folder: Path) -> dict:
-    """results/eval/<student>/<tag> -> student, generator, variant, round, epoch and the tag itself."""
-    return {"student": folder.parent.name, **parse_tag(folder.name), "tag": folder.name}
+    """results/<benchmark folder>/<student>/<tag> -> benchmark, student, generator, variant, round, epoch
+    and the tag itself."""
+    benchmark = benchmark_of(folder.parent.parent.name)
+    return {"benchmark": benchmark, "student": folder.parent.name, **parse_tag(folder.name), "tag": folder.name}
 
 
 def collect(eval_dirs) -> pd.DataFrame:
@@ -94,20 +104,27 @@ def collect(eval_dirs) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=LONG_COLUMNS)
     long = pd.concat(frames, ignore_index=True)[list(LONG_COLUMNS)]
-    duplicated = long.duplicated(["student", "tag", "k"])
+    duplicated = long.duplicated(["benchmark", "student", "tag", "k"])
     if duplicated.any():
         first = long[duplicated].iloc[0]
-        raise ValueError(f"evaluation {first['student']}/{first['tag']} is given twice")
+        raise ValueError(f"evaluation {first['student']}/{first['tag']} on {first['benchmark']} is given twice")
     long = long.astype({"generator": object, "round": "Int64", "epoch": "Int64"})
-    # per student: the base model first, then per generator verified before unverified, then rounds, epochs
+    # per benchmark (P3 first) and student: the base model first, then per generator verified before
+    # unverified, then rounds, epochs
     order = long["variant"].map({BASE: 0, "verified": 1, "unverified": 2})
-    sort = ["student", "generator", "_order", "round", "epoch", "k"]
+    benchmark_order = long["benchmark"].map(BENCHMARKS.index)
+    sort = ["_benchmark", "student", "generator", "_order", "round", "epoch", "k"]
     return (
-        long.assign(_order=order)
+        long.assign(_order=order, _benchmark=benchmark_order)
         .sort_values(sort, na_position="first")
-        .drop(columns="_order")
+        .drop(columns=["_order", "_benchmark"])
         .reset_index(drop=True)
     )
+
+
+def on_p3(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the P3 evaluations: what the paper's tables and figures show."""
+    return rows[rows["benchmark"] == P3_BENCHMARK]
 
 
 # ---------------------------------------------------------------- gain over the base model
@@ -138,14 +155,19 @@ def gains(
 ) -> pd.DataFrame:
     """One row per (fine-tuned evaluation, k): its pass@k, its base model's, and the paired gain.
 
-    Every k of ks_for(n) is tabulated, n being the attempts per puzzle. A student without a base
-    evaluation has no gain rows. The interval and p-value are paired_gain's, drawn from `seed`.
+    Every k of ks_for(n) is tabulated, n being the attempts per puzzle. Each evaluation is paired with
+    its student's base evaluation on the same benchmark; a student without one has no gain rows there.
+    The interval and p-value are paired_gain's, drawn from `seed`.
     """
     folders = [Path(folder) for folder in eval_dirs]
-    base_of = {folder.parent.name: folder for folder in folders if folder.name == BASE}
+
+    def benchmark_and_student(folder: Path) -> tuple[str, str]:
+        return folder.parent.parent.name, folder.parent.name
+
+    base_of = {benchmark_and_student(folder): folder for folder in folders if folder.name == BASE}
     rows = []
     for folder in folders:
-        student = folder.parent.name
+        student = benchmark_and_student(folder)
         if folder.name == BASE or student not in base_of:
             continue
         base_folder = base_of[student]
@@ -155,7 +177,7 @@ def gains(
             f"{base_folder} vs {folder}",
         )
         n = pairs["attempts_base"].astype(int).tolist()
-        keys = {k: v for k, v in evaluation_keys(folder).items() if k in KEYS}
+        keys = {k: v for k, v in evaluation_keys(folder).items() if k in ("benchmark", *KEYS)}
         for k in ks_for(max(max(n), 1)):
             base, tuned = (
                 [pass_at_k(a, c, k) for a, c in zip(n, pairs[f"successes_{side}"].astype(int))]
@@ -173,11 +195,11 @@ def gains(
 def gain_table(gain_rows: pd.DataFrame, level: float = DEFAULT_LEVEL) -> pd.DataFrame:
     """The gain rows for reading: pass@k, gain and its interval in percentage points, p to 4 digits."""
     if gain_rows.empty:
-        return pd.DataFrame(columns=[*KEYS, "k"])
+        return pd.DataFrame(columns=["benchmark", *KEYS, "k"])
     points = {c: (100 * gain_rows[c].astype(float)).round(2) for c in GAIN_COLUMNS[-6:-1]}
     return pd.DataFrame(
         {
-            **{key: gain_rows[key] for key in ("student", "generator")},
+            **{key: gain_rows[key] for key in ("benchmark", "student", "generator")},
             "data": [data_kind(s, g) for s, g in zip(gain_rows["student"], gain_rows["generator"])],
             **{key: gain_rows[key] for key in (*KEYS[2:], "k", "puzzles")},
             "base pass@k (%)": points["base_pass_at_k"],
@@ -348,6 +370,7 @@ def write_tables(
     write_table(long, out_dir, LONG_TABLE, "No evaluation yet." if long.empty else None)
     no_gain = "No fine-tuned model evaluated beside its base model yet."
     write_table(gain_table(gain_rows, level), out_dir, GAIN_TABLE, no_gain if gain_rows.empty else GAIN_NOTE)
+    long = on_p3(long)
     for name, (build, empty_note) in TABLES.items():
         table = build(long)
         note = empty_note if table.empty else None
@@ -619,6 +642,8 @@ def save_figure(fig: plt.Figure, out_dir: str | Path, name: str) -> None:
 
 
 def write_figures(long: pd.DataFrame, gain_rows: pd.DataFrame, out_dir: str | Path) -> None:
+    """The figures of the P3 evaluations (HumanEval's numbers are in the long and the gain tables)."""
+    long, gain_rows = on_p3(long), on_p3(gain_rows)
     with plt.rc_context(STYLE):
         save_figure(plot_gain(gain_rows), out_dir, GAIN_FIGURE)
         for name, plot in FIGURES.items():

@@ -43,11 +43,15 @@ class Refused(Exception):
         self.status = status
 
 
-def parse(source, name):
+def parse_source(source, name):
     try:
-        tree = ast.parse(source)
+        return ast.parse(source)
     except (SyntaxError, ValueError, MemoryError, RecursionError) as err:
         raise Refused("error", f"{name} does not parse: {type(err).__name__}: {err}") from None
+
+
+def parse(source, name):
+    tree = parse_source(source, name)
     if not any(isinstance(node, ast.FunctionDef) and node.name == name for node in tree.body):
         raise Refused("error", f"the {name} source defines no top-level function {name}")
     return tree
@@ -115,6 +119,12 @@ def analyse_g(source, imports):
     tree = parse(source, "g")
     check_imports(tree, "g", imports)
     return compile_tree(tree, "<g>"), shareable(tree)
+
+
+def analyse_program(source):
+    """The code of a whole program (a HumanEval problem with its tests): it runs as it is, in a fresh
+    child, under no import policy (the programs' own tests import freely)."""
+    return compile_tree(parse_source(source, "the program"), "<program>")
 
 
 def compile_tree(tree, filename):

@@ -1,6 +1,7 @@
-"""The two steps a candidate's code runs in, inside a child of the sandbox worker.
+"""The steps a candidate's code runs in, inside a child of the sandbox worker: solve and check for a
+puzzle and its solution, and one step for a whole program (a HumanEval problem with its tests).
 
-Guarantees: a pass can come only from the *check* step, which never ran any g: the *solve* step
+Guarantees: a puzzle's pass can come only from the *check* step, which never ran any g: the *solve* step
 (f(g()) as P3 runs it, g may call f) hands on nothing but the answer as JSON data, encoded before f
 sees it, or a failure status; the check decodes that data, checks its type against f's annotation,
 runs f's code afresh and calls f(answer). Whatever the solve step does (tamper with builtins, lie in
@@ -116,4 +117,17 @@ def check(f_code, encoded, depth, base_name):
     return status_message("pass" if result is True else "fail")
 
 
-STEPS = {step.__name__: step for step in (solve, check)}
+def program(code):
+    """A whole program, run as a script is (no `List` planted): "pass" when it ran to its end without
+    an exception, else the failure status. The program holds its own tests, so nothing here can tell
+    a program that ran its tests from one that wrote a pass to this step's result pipe and exited: as
+    with HumanEval's own harness, its status is what the program's code makes it. The worker's reply,
+    which no child can forge, carries it."""
+    try:
+        exec(code, {"__name__": "__main__", "__builtins__": builtins})
+    except BaseException as err:
+        return status_message(*failure(err))
+    return status_message("pass")
+
+
+STEPS = {step.__name__: step for step in (solve, check)}  # the steps a lane may run (screened code only)

@@ -15,12 +15,15 @@ Guarantees:
 - Every reply carries its request's token. The token is read straight into memory that forked
   children do not get (MADV_DONTFORK) and written to the reply from there, so no child ever holds the
   token of the request it works on: the host can tell the worker's reply from anything else.
-- A pass only ever comes from the check step (sandbox_steps); every status is one of STATUSES.
+- A solution's pass only ever comes from the check step (sandbox_steps), a program's from its
+  program step in a fresh child; every status is one of STATUSES.
 
 Protocol. Requests on stdin: an 8-byte little-endian length n, TOKEN_CHARS token bytes, then n bytes
 of JSON. Replies on stdout, one line each: the request's token, a space, a JSON object. The first
 request is {"hello": true}, answered with {"ready": true, "python", "pid", "seccomp"}; each later
-request {"f": str, "g": str} is answered with {"status": str, "seconds": float, "detail"?: str}.
+request {"f": str, "g": str} (a puzzle and its solution) or {"program": str} (a whole program, run to
+its end in a fresh child under no import policy) is answered with {"status": str, "seconds": float,
+"detail"?: str}.
 The configuration is sys.argv[1] (JSON).
 """
 
@@ -35,21 +38,36 @@ import sys
 import time
 
 from selfteach.sandbox_lanes import FRAME, Lane, close_all_but, loaded_caches, read_exactly, run_step
-from selfteach.sandbox_screen import Refused, analyse_f, analyse_g
-from selfteach.sandbox_steps import MAX_DETAIL_CHARS, SOLVE_FAILURES, check, solve
+from selfteach.sandbox_screen import Refused, analyse_f, analyse_g, analyse_program
+from selfteach.sandbox_steps import MAX_DETAIL_CHARS, SOLVE_FAILURES, check, program, solve
 
 TOKEN_CHARS = 32
 PR_SET_DUMPABLE = 4
 
 
 def judge(request, config, lanes):
-    """One candidate's verdict: static checks, the solve step, and for a claimed pass the check step."""
+    """One candidate's verdict: a whole program's, or a puzzle and solution's."""
     start = time.monotonic()
     try:
-        depth, base_name, f_code, f_shareable = analyse_f(request["f"], config["imports"])
-        g_code, g_shareable = analyse_g(request["g"], config["imports"])
+        if "program" in request:
+            return judge_program(analyse_program(request["program"]), start, config, lanes)
+        return judge_solution(request, start, config, lanes)
     except Refused as err:
         return {"status": err.status, "seconds": 0.0, "detail": str(err)[:MAX_DETAIL_CHARS]}
+
+
+def judge_program(code, start, config, lanes):
+    """The program step, in a fresh child: it never shares a lane, whatever the code."""
+    kind, payload = run(program, (code,), start + config["timeout"], config, lanes, screened=False)
+    if kind == "A":  # the program step reports a status only: an answer is something else's bytes
+        payload = {"status": "error", "detail": "the program step claimed an answer"}
+    return finished(payload, start)
+
+
+def judge_solution(request, start, config, lanes):
+    """Static checks, the solve step, and for a claimed pass the check step."""
+    depth, base_name, f_code, f_shareable = analyse_f(request["f"], config["imports"])
+    g_code, g_shareable = analyse_g(request["g"], config["imports"])
     deadline = start + config["timeout"]
     solve_args = (f_code, g_code, depth, base_name)
     kind, payload = run(solve, solve_args, deadline, config, lanes, f_shareable and g_shareable)
@@ -58,6 +76,11 @@ def judge(request, config, lanes):
     if kind == "A":
         deadline = time.monotonic() + config["timeout"]
         kind, payload = run(check, (f_code, payload, depth, base_name), deadline, config, lanes, f_shareable)
+    return finished(payload, start)
+
+
+def finished(payload, start):
+    """The verdict: the step's status message, with the seconds since `start`."""
     verdict = dict(payload)
     verdict["seconds"] = round(time.monotonic() - start, 6)
     return verdict

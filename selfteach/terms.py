@@ -85,6 +85,33 @@ P3_TEST = "test_228.json"
 P3_PREFIX = "train_prefix.txt"
 P3_FILES = (P3_PUZZLES, P3_SPLIT, P3_TEST, P3_PREFIX)
 
+# ---------------------------------------------------------------- benchmarks (evaluate.benchmarks)
+
+# Every evaluated model is measured on each configured benchmark: the P3 test puzzles (always), and
+# HumanEval's 164 problems (selfteach.humaneval). Each has its own folder of evaluations under results/:
+# results/<folder>/<student>/<tag>/, with the same files.
+P3_BENCHMARK = "p3"
+HUMANEVAL = "humaneval"
+BENCHMARKS = (P3_BENCHMARK, HUMANEVAL)
+BENCHMARK_FOLDERS = {P3_BENCHMARK: "eval", HUMANEVAL: "humaneval"}
+
+
+def benchmark_folder(benchmark: str) -> str:
+    """results/<this>/<student>/<tag>/: where the evaluations on `benchmark` go."""
+    return f"results/{BENCHMARK_FOLDERS[benchmark]}"
+
+
+def benchmark_of(folder_name: str) -> str:
+    """The benchmark whose evaluations live in results/<folder_name>/; `benchmark_folder` inverts it."""
+    for benchmark, name in BENCHMARK_FOLDERS.items():
+        if name == folder_name:
+            return benchmark
+    raise ValueError(
+        f"{folder_name!r} is no benchmark's evaluation folder (<folder>/<student>/<tag>, <folder> one of "
+        f"{sorted(BENCHMARK_FOLDERS.values())})"
+    )
+
+
 # ---------------------------------------------------------------- evaluation folder files
 
 PER_PUZZLE_CSV = "per_puzzle.csv"

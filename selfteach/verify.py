@@ -8,8 +8,11 @@ Every request carries a fresh random token, and a verdict is taken only from a r
 with nothing before or after it: any other byte from a worker means something else wrote to its
 pipe, so the worker is killed and replaced and its candidate gets `error` (never a shifted verdict).
 
-A verdict is {"id", "ok", "status", "seconds"} plus "detail" for some statuses; `ok` is true exactly
-when the status is "pass".
+A record is a puzzle and its solution, {"id", "f", "g"}, or a whole program, {"id", "program"}: a
+HumanEval problem with its completion and tests (selfteach.humaneval), which passes when it runs to its
+end without an exception; the import policy applies to puzzles and solutions only. A verdict is
+{"id", "ok", "status", "seconds"} plus "detail" for some statuses; `ok` is true exactly when the status
+is "pass".
 """
 
 from __future__ import annotations
@@ -72,10 +75,16 @@ def record_problem(record) -> str | None:
         return record.reason
     if not isinstance(record, dict):
         return f"a record must be a JSON object, not {type(record).__name__}"
-    for key in ("id", "f", "g"):
+    for key in ("id", *request_of(record)):
         if not isinstance(record.get(key), str):
             return f"the record has no string {key!r}"
     return None
+
+
+def request_of(record: dict) -> dict:
+    """What the worker is sent for a record: its program, or its f and g."""
+    keys = ("program",) if "program" in record else ("f", "g")
+    return {key: record.get(key) for key in keys}
 
 
 def record_id(record, index: int) -> str:
@@ -126,7 +135,7 @@ class _Worker:
 
     def send(self, index: int, record: dict) -> bool:
         self.job = (index, record["id"], time.monotonic())
-        return self.request({"f": record["f"], "g": record["g"]})
+        return self.request(request_of(record))
 
     def request(self, message: dict) -> bool:
         """Send `message` under a fresh token; False when the worker cannot take it."""

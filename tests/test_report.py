@@ -224,3 +224,42 @@ def test_gain_needs_the_same_puzzles_and_attempts(tmp_path):
     write_evaluation(per_puzzle([1, 1, 0]), tmp_path / "eval" / "s1" / "g-verified-r0-epoch1")
     with pytest.raises(ValueError, match="one model only"):
         gains(evals)
+
+
+def test_each_benchmark_gets_its_own_rows_paired_with_its_own_base(tmp_path):
+    """evaluate.benchmarks: [p3, humaneval]: the long and gain tables hold a row per benchmark, each model
+    paired with its base model on the same benchmark; the other tables and the figures stay P3's."""
+    p3 = {"s1/base": [0, 0, 0, 1], "s1/gen-a-verified-r0-epoch2": [2, 1, 0, 1]}
+    humaneval = {"s1/base": [4, 0, 0, 0], "s1/gen-a-verified-r0-epoch2": [4, 4, 0, 0]}
+    alone = make_evals(tmp_path / "alone" / "eval", p3)
+    report_main(alone, tmp_path / "alone" / "tables", tmp_path / "alone" / "figures")
+    both = make_evals(tmp_path / "both" / "eval", p3) + make_evals(tmp_path / "both" / "humaneval", humaneval)
+    long = report_main(both, tmp_path / "both" / "tables", tmp_path / "both" / "figures")
+
+    assert list(long["benchmark"].unique()) == ["p3", "humaneval"]
+    at4 = long[long["k"] == 4].set_index(["benchmark", "tag"])["pass_at_k"]
+    assert (at4[("p3", "base")], at4[("humaneval", "base")], at4[("humaneval", "gen-a-verified-r0-epoch2")]) == (
+        0.25, 0.25, 0.5,
+    )  # fmt: skip
+    gain = pd.read_csv(tmp_path / "both" / "tables" / "gain.csv")
+    assert gain.columns[0] == "benchmark"
+    gain = gain.set_index(["benchmark", "k"])
+    assert gain.loc[("p3", 4), "gain (points)"] == 50.0
+    # humaneval: [4, 0, 0, 0] -> [4, 4, 0, 0] successes of 4: one problem gains 100 points of pass@1
+    assert gain.loc[("humaneval", 1), "gain (points)"] == 25.0
+    assert gain.loc[("humaneval", 4), "base pass@k (%)"] == 25.0 and gain.loc[("humaneval", 4), "pass@k (%)"] == 50.0
+    passk_long = pd.read_csv(tmp_path / "both" / "tables" / f"{LONG_TABLE}.csv")
+    assert list(passk_long.columns[:2]) == ["benchmark", "student"] and len(passk_long) == 2 * 2 * 3
+    # the P3 tables are those of the P3 evaluations alone
+    for name in ("passk_by_condition", "student_generator", "rounds"):
+        for fmt in TABLE_FORMATS:
+            assert (tmp_path / "both" / "tables" / f"{name}.{fmt}").read_text() == (
+                tmp_path / "alone" / "tables" / f"{name}.{fmt}"
+            ).read_text(), name
+    assert list(pd.read_csv(tmp_path / "alone" / "tables" / "gain.csv")["benchmark"].unique()) == ["p3"]
+
+
+def test_an_evaluation_outside_a_benchmark_folder_is_refused(tmp_path):
+    evals = make_evals(tmp_path / "elsewhere", {"s1/base": [0, 1, 0, 1]})
+    with pytest.raises(ValueError, match="no benchmark"):
+        collect(evals)

@@ -49,6 +49,13 @@ FOLLOWERS = (
      "import random\ndef g():\n    os = random._os\n    open('/tmp/probe', 'w').write('x')\n"
      "    os.remove('/tmp/probe')\n    return 3 if os.listdir('/tmp') == [] else 4\n", "pass"),
 )  # fmt: skip
+# Whole programs after every attack (HumanEval's kind of record): (name, program, status it must get)
+PROGRAM_FOLLOWERS = (
+    ("good_program", "import random\nassert random.random() == %r\n" % EXPECTED_DRAW, "pass"),
+    ("bad_program", "assert sum([1, 2]) == 4\n", "error"),
+    ("scratch_program", "import os\nopen('/tmp/probe', 'w').write('x')\nos.remove('/tmp/probe')\n"
+     "assert os.listdir('/tmp') == []\n", "pass"),
+)  # fmt: skip
 # How unscreened attacks get os, sys and ctypes under each import policy: the paper's list does not
 # stop them (random imports os, and builtins' __import__ is a string away).
 PREAMBLE = {
@@ -164,11 +171,13 @@ def unscreened(policy: str, body: str) -> str:
 
 
 def attacks(policy: str) -> dict[str, dict]:
-    """name -> the attack's record, every class."""
+    """name -> the attack's record, every class; the unscreened ones also as whole programs, which pass
+    only if g returns 3 (its attack got through)."""
     found = {}
     for family in (FORGE, SCRATCH, MEMORY):
         for name, body in family.items():
             found[name] = {"f": F_INT, "g": unscreened(policy, body)}
+            found[f"{name}_program"] = {"program": unscreened(policy, body) + "assert g() == 3\n"}
     for name in PARASITES:
         found[name] = {"f": F_INT, "g": parasite(name)}
     found["f_parasite"] = {"f": F_PARASITE, "g": "def g():\n    return 3\n"}
@@ -180,14 +189,17 @@ def attack_then_followers(policy: str) -> list[list[dict]]:
     success cannot hide another's)."""
     jobs = []
     for name, attack in attacks(policy).items():
-        jobs.append([{"id": name, **attack}] + [{"id": f"{name}>{who}", "f": f, "g": g} for who, f, g, _ in FOLLOWERS])
+        followers = [{"id": f"{name}>{who}", "f": f, "g": g} for who, f, g, _ in FOLLOWERS]
+        followers += [{"id": f"{name}>{who}", "program": program} for who, program, _ in PROGRAM_FOLLOWERS]
+        jobs.append([{"id": name, **attack}, *followers])
     return jobs
 
 
 def wrong_verdicts(jobs: list[list[dict]], verdicts: list[list[dict]]) -> dict[str, tuple]:
     """The verdicts that betray a breach: an attack that passed (f_parasite's own pair is correct) or
     was turned away unrun, a follower that did not get its status."""
-    expected = {f"{name}>{who}": status for name in attacks("any") for who, _, _, status in FOLLOWERS}
+    statuses = [(who, status) for who, *_, status in FOLLOWERS + PROGRAM_FOLLOWERS]
+    expected = {f"{name}>{who}": status for name in attacks("any") for who, status in statuses}
     wrong = {}
     for record, verdict in zip(sum(jobs, []), sum(verdicts, [])):
         assert verdict["id"] == record["id"]

@@ -148,14 +148,14 @@ def test_human_data_control_is_verified_and_built_like_generated_data(tmp_path, 
     card = json.loads((data / "verified" / "card.json").read_text())
     counts = {stage["stage"]: stage["count"] for stage in card["stages"]}
     assert counts["puzzles generated"] == 599  # every train-problem instance with a reference solution
-    assert card["puzzle_rejections"] == {"test_puzzle": 113}  # the validation puzzles among them
-    assert counts["solution samples"] == 494  # the solutions of the 486 kept instances
+    assert card["puzzle_rejections"] == {"test_puzzle": 105}  # the validation puzzles among them
+    assert counts["solution samples"] == 502  # the solutions of the 494 kept instances
     statuses = card["sample_statuses"]
-    assert statuses["rejected"] == 31  # they import modules outside the paper's policy
-    assert statuses["pass"] + statuses["rejected"] + statuses.get("timeout", 0) == 494
+    assert statuses["rejected"] == 32  # they import modules outside the paper's policy
+    assert statuses["pass"] + statuses["rejected"] + statuses.get("timeout", 0) == 502
     assert counts["examples after the cap"] == statuses["pass"]  # short and distinct: each one is kept
     unverified = json.loads((data / "unverified" / "card.json").read_text())
-    assert {s["stage"]: s["count"] for s in unverified["stages"]}["examples after the cap"] == 494
+    assert {s["stage"]: s["count"] for s in unverified["stages"]}["examples after the cap"] == 502
 
     held_out = {dedup_key(p["f"]) for p in test_puzzles(p3_dir) + validation_puzzles(p3_dir)}
     train = set(load_split(p3_dir)["train"])
@@ -165,3 +165,26 @@ def test_human_data_control_is_verified_and_built_like_generated_data(tmp_path, 
             assert example["puzzle_id"].split("/")[3].rsplit(":", 1)[0] in train
             assert example["generator"] == HUMAN_DATA
 
+
+
+def test_humaneval_evaluation_of_the_base_model(tmp_path, tiny_model_dir, p3_dir):
+    """evaluate.benchmarks: [p3, humaneval]: the base model's 164 HumanEval programs sampled, run in the
+    sandbox and tabulated like the test puzzles."""
+    from selfteach.evaluate import COUNT_COLUMNS
+    from selfteach.humaneval import PROBLEMS, program
+    from selfteach.io import read_jsonl
+
+    study = tiny_study(tiny_model_dir, p3_dir)
+    study["evaluate"] |= {"benchmarks": ["p3", "humaneval"], "attempts": 1, "max_new_tokens": 16}
+    write_config(tmp_path, study)
+    folder = tmp_path / "results" / "humaneval" / "tiny" / "base"
+    run_snakemake(tmp_path, "--cores", "2", str(folder.relative_to(tmp_path) / "passk.csv"))
+    solutions = read_jsonl(folder / "shards" / "solutions.s0.jsonl")
+    verdicts = read_jsonl(folder / "shards" / "verdicts.s0.jsonl")
+    assert len(solutions) == len(verdicts) == PROBLEMS
+    problems = {p["id"]: p for p in read_jsonl(tmp_path / "resources" / "humaneval" / "problems.jsonl")}
+    assert all(s["program"] == program(problems[s["puzzle_id"]], s["completion"]) for s in solutions)
+    per_puzzle = pd.read_csv(folder / "per_puzzle.csv")
+    assert len(per_puzzle) == PROBLEMS and per_puzzle["attempts"].eq(1).all()
+    assert per_puzzle[list(COUNT_COLUMNS)].to_numpy().sum() == PROBLEMS  # a verdict per program
+    assert list(pd.read_csv(folder / "passk.csv")["k"]) == [1]
