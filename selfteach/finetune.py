@@ -91,15 +91,22 @@ def tokenize_examples(tokenizer, examples: list[str]) -> np.ndarray:
 
 
 def pack_blocks(ids: np.ndarray, block_size: int) -> torch.Tensor:
-    """Cut the token stream into `block_size` blocks (run_clm's group_texts); a tail shorter than a block
-    is dropped, except that a stream shorter than one block becomes one shorter block of all of it.
+    """Cut the token stream into `block_size` blocks (run_clm's group_texts), keeping the tail: when the
+    stream does not end on a block boundary, the last block is its last `block_size` tokens (overlapping
+    the block before). run_clm drops the tail, which costs nothing at a million examples but can cost a
+    small set a whole round's data (a later round's examples come last). Every block stays full, so the
+    loss of a batch is the same mean however the batch is split over processes.
+    A stream shorter than one block becomes one shorter block of all of it.
 
     Returns (n_blocks, block_size) int32, or (1, len(ids)) for a short stream.
     """
     if len(ids) < block_size:
-        return torch.from_numpy(ids.copy()).view(1, -1)
-    n_blocks = len(ids) // block_size
-    return torch.from_numpy(ids[: n_blocks * block_size].copy()).view(n_blocks, block_size)
+        return torch.from_numpy(ids.astype(np.int32)).view(1, -1)
+    n_full = len(ids) // block_size
+    blocks = [ids[: n_full * block_size].reshape(n_full, block_size)]
+    if len(ids) % block_size:
+        blocks.append(ids[-block_size:].reshape(1, block_size))
+    return torch.from_numpy(np.concatenate(blocks).astype(np.int32))
 
 
 class PackedBlocks(torch.utils.data.Dataset):

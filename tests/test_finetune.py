@@ -89,13 +89,17 @@ def test_tokenized_examples_are_separated_by_eos(tiny_model_dir):
     assert (ids == tokenizer.eos_token_id).sum() == 2
 
 
-def test_pack_blocks_cuts_the_stream_and_drops_the_tail():
+def test_pack_blocks_cuts_the_stream_and_keeps_the_tail():
     ids = np.arange(10, dtype=np.int32)
     blocks = pack_blocks(ids, 4)
-    assert blocks.tolist() == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert blocks.tolist() == [[0, 1, 2, 3], [4, 5, 6, 7], [6, 7, 8, 9]]  # the tail: the last full block's worth
+    assert pack_blocks(ids[:8], 4).tolist() == [[0, 1, 2, 3], [4, 5, 6, 7]]
     assert pack_blocks(ids, 16).tolist() == [list(range(10))]  # shorter than a block: one short block
     batch = finetune.collate_blocks([blocks[0], blocks[1]])
     assert batch["input_ids"].dtype == torch.long and torch.equal(batch["labels"], batch["input_ids"])
+    # the study's round 1: 566 tokens of round 0's examples, then round 1's; none may fall off the end
+    stream = np.arange(731, dtype=np.int32)
+    assert set(pack_blocks(stream, 512).flatten().tolist()) == set(stream.tolist())
 
 
 def test_epoch_order_is_a_seeded_permutation_that_changes_per_epoch():
