@@ -160,17 +160,13 @@ def gains(
     The interval and p-value are paired_gain's, drawn from `seed`.
     """
     folders = [Path(folder) for folder in eval_dirs]
-
-    def benchmark_and_student(folder: Path) -> tuple[str, str]:
-        return folder.parent.parent.name, folder.parent.name
-
-    base_of = {benchmark_and_student(folder): folder for folder in folders if folder.name == BASE}
+    # results/<benchmark folder>/<student>/: a student's evaluations on one benchmark, its base among them
+    base_of = {folder.parent: folder for folder in folders if folder.name == BASE}
     rows = []
     for folder in folders:
-        student = benchmark_and_student(folder)
-        if folder.name == BASE or student not in base_of:
+        if folder.name == BASE or folder.parent not in base_of:
             continue
-        base_folder = base_of[student]
+        base_folder = base_of[folder.parent]
         pairs = _paired_counts(
             read_per_puzzle(base_folder / PER_PUZZLE_CSV),
             read_per_puzzle(folder / PER_PUZZLE_CSV),
