@@ -26,21 +26,19 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import random
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as selfteach.sampling.hf sets it; torch loads here first
-import torch  # noqa: E402
-from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig  # noqa: E402
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
-from selfteach import models, p3  # noqa: E402
-from selfteach import prompts as prompts_lib  # noqa: E402
-from selfteach.cuts import cut_at_dedent  # noqa: E402
-from selfteach.sampling.base import SamplingParams  # noqa: E402
-from selfteach.sampling.hf import HFBackend  # noqa: E402
-from selfteach.verify import verify_records  # noqa: E402
+from selfteach import models, p3
+from selfteach import prompts as prompts_lib
+from selfteach.cuts import cut_at_dedent
+from selfteach.sampling.base import SamplingParams
+from selfteach.sampling.hf import HFBackend
+from selfteach.verify import verify_records
 
 REPO = Path(__file__).resolve().parents[1]
 CACHED_MODEL = Path("/tmp/selfteach-bench/smollm2-135m")

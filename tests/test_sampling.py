@@ -184,7 +184,7 @@ def test_slots_hold_rows_left_aligned_and_move_without_touching_others():
     assert cache.lengths == [3, 1, 3, 0]
     assert layer.keys[:3, 0, :3, 0].tolist() == [[4, 5, 6], [3, 0, 0], [4, 5, 6]]
     visible = cache.begin(3, 1)  # a decoding step: each slot's token goes after its own last
-    assert visible.tolist() == [[True] * 4, [True, True, False, False], [True] * 4]
+    assert cache.capacity == 6 and visible.tolist() == [[True] * 4 + [False] * 2, [True] * 2 + [False] * 4, [True] * 4 + [False] * 2]
     cache.update(torch.full((3, 1, 1, 1), 9.0), torch.full((3, 1, 1, 1), -9.0), 0)
     cache.advance(1)
     assert cache.lengths == [4, 2, 4, 0]
@@ -192,6 +192,31 @@ def test_slots_hold_rows_left_aligned_and_move_without_touching_others():
     assert torch.equal(layer.values[:3, :, :4], -layer.keys[:3, :, :4])
     cache.copy(cache, 1, 2, [0])  # slot 0 left: slot 1 takes its place
     assert cache.lengths[0] == 2 and layer.keys[0, 0, :2, 0].tolist() == [3, 9]
+
+
+def test_slot_cache_grows_and_shrinks_in_blocks_keeping_rows():
+    from selfteach.sampling.prefix_attention import CACHE_BLOCK, SlotCache
+
+    cache = SlotCache(1, 2, 3 * CACHE_BLOCK, torch.device("cpu"))
+    long = torch.arange(2 * CACHE_BLOCK + 5, dtype=torch.float32).view(1, 1, -1, 1) + 1
+    source = SlotCache(1, 1, long.shape[2], torch.device("cpu"))
+    source.begin(1, long.shape[2])
+    source.update(long, -long, 0)
+    source.advance(long.shape[2])
+    cache.copy(source, 0, 3, [0])  # a short row: the source's last 3 tokens
+    short = long[0, 0, -3:, 0].tolist()
+    assert cache.capacity == CACHE_BLOCK
+    cache.copy(source, 0, long.shape[2], [1])  # a long row: the cache grows to whole blocks
+    assert cache.capacity == 3 * CACHE_BLOCK and cache.layers[0].keys[0, 0, :3, 0].tolist() == short
+    assert cache.begin(2, 1).shape == (2, 3 * CACHE_BLOCK)  # the mask covers every allocated column
+    cache.copy(cache, 0, 3, [1])  # the long row leaves, the short one moves into its slot
+    cache.copy(cache, 1, 3, [0])
+    cache.begin(1, 1)  # two blocks unused: the cache shrinks, keeping the rows in use
+    assert cache.capacity == CACHE_BLOCK and cache.layers[0].keys[0, 0, :3, 0].tolist() == short
+    full = SlotCache(1, 2, 4, torch.device("cpu"))  # a slot filled to its last column moves within the cache
+    full.copy(source, 0, 4, [1])
+    full.copy(full, 1, 4, [0])
+    assert full.layers[0].keys[0, 0, :, 0].tolist() == long[0, 0, -4:, 0].tolist()
 
 
 def test_prompt_by_prompt_when_prompts_share_little_and_have_several_samples(backend, monkeypatch):

@@ -3,31 +3,39 @@
 Terms (as in `prefix_attention`): a *row* is one sequence being sampled, one sample of one prompt;
 a *slot* is a row's place in the batch's tensors.
 
-Where the time goes (cProfile of `generate` on 8 test puzzles x 8 samples, SmolLM2-135M, batch 64,
-on this project's 2-core AMD EPYC with AVX512-BF16, shared with other jobs). Before: fp32, one
-thread, 210.6 s for 1,912 tokens: the linear maps 102 s (49%), attention 54 s (26%; its matmuls
-27.5 s, exp 8.8 s), re-laying every row's cache when rows joined or left 16.6 s (8%), picking
-tokens 6.4 s (3%), decoding each row's text at every step under 1 s. After: bf16, two threads,
-35.6 s for 1,979 tokens: linear maps 11.0 s, attention 16.4 s (matmuls 8.8 s), moving rows 0.7 s.
+Where the time goes (cProfile and torch.profiler of `generate` on 64 test puzzles x 8 samples,
+SmolLM2-135M, batch 64, this project's idle 2-core AMD EPYC with AVX512-BF16;
+benchmarks/sampling_throughput.py measures the rates). Earlier: fp32, one thread, busy machine, 210.6 s for
+1,912 tokens of 8 puzzles: linear maps 49%, attention 26%, re-laying rows' caches 8%. Then, bf16 with
+threads waiting passively: 104 generated tokens/s; a step at 64 rows cost ~3x its matmuls: every small
+op paid a thread wake-up (exp of 221k floats 1.1 ms instead of 0.14), bf16 matmul copied the strided
+slice of every row's keys and values (a fifth of each step), 30% of the prompts' tokens were encoded
+twice (a prompt's rows split across two joins) and the shared prefix was cut to 256 of its 295 tokens.
+Now 226 tokens/s in bf16 (123 in fp32): linear maps 40% of the time, attention 25% (matmuls 18%, exp
+5%), encoding prompts 13%, picking tokens 6% (float64 softmax and cumsum over the vocabulary).
 What this module does about it:
-- The linear maps: bf16 runs them ~3-4x faster where the CPU computes bf16 natively (AVX512-BF16,
+- The linear maps: bf16 runs them ~2.3x faster where the CPU computes bf16 natively (AVX512-BF16,
   AMX) or on CUDA with bf16: `sampling.dtype: auto` (the default) picks it there.
 - Attention reads each row's own keys/values and the shared prefix at every step. The prompts of
   one call share a long start (the few-shot prefix): its keys/values are computed once, kept for
   later calls with the same start, and attended by every row without being copied
   (`prefix_attention`). bf16 halves the bytes read.
-- Rows joining and leaving: each row has a fixed slot in one cache allocated per call, left-aligned
-  with its own length, so a joining row is written into its slot and a finished row's slot gets
-  the last row (`Batch`); nothing else is copied, and finished rows leave at once.
-- Threads: torch's intra-op threads (one per core) busy-wait between operations; on a machine
-  shared with other jobs that made a matmul ~10x slower than one thread. Threads now wait passively
-  (OMP_WAIT_POLICY, set before torch loads, unless the environment sets it).
+- Rows joining and leaving: each row has a fixed slot in one cache, left-aligned with its own
+  length, so a joining row is written into its slot and a finished row's slot gets the last row
+  (`Batch`); nothing else is copied, and finished rows leave at once. The cache holds whole blocks
+  sized to the longest row in use (`SlotCache.fit`), so attention multiplies contiguous tensors.
+- Rows are taken longest prompt first, so rows decoded together have similar lengths and little
+  of each step's keys is padding.
+- Threads: OpenMP's default wait (spin briefly, then sleep) made each bf16 step 1.4-1.6x faster than
+  passive waiting on an idle machine. On cores shared with other jobs, spinning threads slow each
+  other down (a matmul ~10x slower, measured on a machine shared by four jobs): set
+  OMP_WAIT_POLICY=PASSIVE in the environment there.
 - Prompts that share little (puzzle generation: each prompt is its own shuffle of 1,800 tokens)
   but get several samples each are sampled one prompt at a time, so that each prompt is the
   shared prefix of its own rows, when that reads fewer bytes per generated token than copying
   it to every row (`_prompt_by_prompt`).
 - The rest of each prompt (the puzzle, `def g(...):`) is encoded once per prompt, then its
-  keys/values are copied to that prompt's `n` rows. Prompts are encoded in groups of similar
+  keys/values are copied to that prompt's `n` rows, also when they join in two steps. Prompts are encoded in groups of similar
   length, so little is spent on padding (test puzzles run from 20 to 450 tokens).
 - A row stops as soon as its text is finished (the dedent rule, or EOS) and leaves the batch;
   once a quarter of the batch is free, waiting rows join (continuous batching).
@@ -38,25 +46,19 @@ What this module does about it:
 
 from __future__ import annotations
 
-import os
-import sys
+from collections import Counter, deque
+from pathlib import Path
 
-if "torch" not in sys.modules:  # OpenMP reads it once, when torch loads
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from collections import deque  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import torch  # noqa: E402
-from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
-
-from selfteach.cuts import cut_at_dedent  # noqa: E402
-from selfteach.sampling.base import Completion, SamplingParams, finish, prompt_keys, row_seed  # noqa: E402
-from selfteach.sampling.prefix_attention import ATTENTION_NAME, SlotCache  # noqa: E402
+from selfteach.cuts import cut_at_dedent
+from selfteach.sampling.base import Completion, SamplingParams, finish, prompt_keys, row_seed
+from selfteach.sampling.prefix_attention import ATTENTION_NAME, SlotCache
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 JOIN_FRACTION = 0.25  # waiting rows join once this share of the batch is free (each join encodes prompts)
-PREFIX_BLOCK = 64  # the shared prefix is cached in whole blocks of this many tokens
+PREFIX_BLOCK = 16  # the shared prefix is cached in whole blocks of this many tokens
 PREFILL_TOKENS = 2048  # padded tokens per forward when encoding prompts: bounds work and memory
 
 
@@ -252,9 +254,11 @@ class HFBackend:
     def _sample_rows(self, encoded, keys, rows, prefix_length: int, params: SamplingParams) -> list[Completion]:
         """Sample every row (prompt, sample) to its end, at most `batch_size` at a time; completions in order."""
         uniforms = self._row_uniforms(keys, rows, params)
-        capacity = max(len(encoded[i]) for i, _ in rows) - prefix_length + params.max_new_tokens
-        batch = Batch(self, encoded, rows, prefix_length, capacity=capacity)
-        waiting = deque(range(len(rows)))
+        max_tokens = max(len(encoded[i]) for i, _ in rows) - prefix_length + params.max_new_tokens
+        batch = Batch(self, encoded, rows, prefix_length, max_tokens=max_tokens)
+        # longest prompts first: rows decoded together have similar lengths, so little of the
+        # cache's width (its longest row) is padding that every step reads
+        waiting = deque(sorted(range(len(rows)), key=lambda r: -len(encoded[rows[r][0]])))
         tokens: list[list[int]] = [[] for _ in rows]
         done: dict[int, Completion] = {}
         while waiting or batch.rows:
@@ -314,26 +318,40 @@ class Batch:
     """
 
     def __init__(self, backend: HFBackend, encoded: list[list[int]], all_rows: list[tuple[int, int]],
-                 prefix_length: int, capacity: int):
+                 prefix_length: int, max_tokens: int):
         self.backend, self.encoded, self.all_rows, self.prefix_length = backend, encoded, all_rows, prefix_length
         slots = min(backend.batch_size, len(all_rows))
-        self.cache = SlotCache(backend.model.config.num_hidden_layers, slots, capacity, backend.device)
+        self.cache = SlotCache(backend.model.config.num_hidden_layers, slots, max_tokens, backend.device)
         self.rows: list[int] = []  # indexes into all_rows
         self.logits = self.positions = None
+        self.unjoined = Counter(i for i, _ in all_rows)  # rows of each prompt not yet joined
+        self.encoded_rests: dict[int, tuple] = {}  # prompt -> (logits, cache, slot) until its last row joins
 
     def join(self, new_rows: list[int]) -> None:
-        """Encode the prompts of `new_rows` after the shared prefix, once per prompt, into the next slots."""
+        """Encode the prompts of `new_rows` after the shared prefix, once per prompt, into the next slots.
+
+        A prompt whose rows join in two calls is encoded once: its keys/values wait for its last row.
+        """
         prompts = list(dict.fromkeys(self.all_rows[r][0] for r in new_rows))
-        logits, places = self.backend._prefill([self.encoded[i][self.prefix_length :] for i in prompts], self.prefix_length)
+        fresh = [i for i in prompts if i not in self.encoded_rests]
+        if fresh:
+            logits, places = self.backend._prefill([self.encoded[i][self.prefix_length :] for i in fresh], self.prefix_length)
+            for number, i in enumerate(fresh):
+                self.encoded_rests[i] = (logits[number], *places[number])
         first = len(self.rows)
-        for number, i in enumerate(prompts):
+        for i in prompts:
             slots = [first + k for k, r in enumerate(new_rows) if self.all_rows[r][0] == i]
-            source, source_slot = places[number]
+            _, source, source_slot = self.encoded_rests[i]
             self.cache.copy(source, source_slot, len(self.encoded[i]) - self.prefix_length, slots)
-        of_row = torch.tensor([prompts.index(self.all_rows[r][0]) for r in new_rows], device=self.backend.device)
+        logits = torch.stack([self.encoded_rests[self.all_rows[r][0]][0] for r in new_rows])
         positions = torch.tensor([len(self.encoded[self.all_rows[r][0]]) for r in new_rows], device=self.backend.device)
+        for r in new_rows:
+            i = self.all_rows[r][0]
+            self.unjoined[i] -= 1
+            if not self.unjoined[i]:
+                del self.encoded_rests[i]
         self.rows += new_rows
-        self.logits = logits[of_row] if first == 0 else torch.cat([self.logits, logits[of_row]])
+        self.logits = logits if first == 0 else torch.cat([self.logits, logits])
         self.positions = positions if first == 0 else torch.cat([self.positions, positions])
 
     def compact(self, kept: list[int]) -> torch.Tensor:

@@ -29,6 +29,7 @@ from transformers import AttentionInterface
 from transformers.cache_utils import Cache, DynamicLayer
 
 ATTENTION_NAME = "selfteach_shared_prefix"
+CACHE_BLOCK = 32  # the slot cache grows and shrinks in blocks of this many tokens per slot
 
 
 def shared_prefix_attention(
@@ -80,7 +81,7 @@ AttentionInterface.register(ATTENTION_NAME, shared_prefix_attention)
 
 
 class SlotLayer(DynamicLayer):
-    """One layer's keys/values, `(slots, kv_heads, capacity, head_dim)`, allocated once, written in place."""
+    """One layer's keys/values, `(slots, kv_heads, capacity, head_dim)`, written in place."""
 
     def __init__(self, cache: "SlotCache"):
         super().__init__()
@@ -93,8 +94,16 @@ class SlotLayer(DynamicLayer):
         self.keys, self.values = key_states.new_zeros(shape), value_states.new_zeros(shape)
         self.device, self.is_initialized = key_states.device, True
 
+    def resize(self, capacity: int) -> None:
+        """Hold `capacity` tokens per slot, keeping the first ones (new columns are zeros)."""
+        kept = min(capacity, self.keys.shape[2])
+        keys, values = self.keys, self.values
+        self.keys = keys.new_zeros(keys.shape[:2] + (capacity, keys.shape[3]))
+        self.values = values.new_zeros(self.keys.shape)
+        self.keys[:, :, :kept], self.values[:, :, :kept] = keys[:, :, :kept], values[:, :, :kept]
+
     def update(self, key_states, value_states, *args, **kwargs):
-        """Write this step's keys of the slots in use; return their keys/values up to the step's width."""
+        """Write this step's keys of the slots in use; return their keys/values, every allocated column."""
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
         cache = self.cache
@@ -104,38 +113,54 @@ class SlotLayer(DynamicLayer):
         else:  # encoding prompts into an empty cache
             self.keys[: cache.used, :, : key_states.shape[-2]] = key_states
             self.values[: cache.used, :, : value_states.shape[-2]] = value_states
-        return self.keys[: cache.used, :, : cache.width], self.values[: cache.used, :, : cache.width]
+        # whole slots, not a slice of their columns: a contiguous block multiplies without a copy
+        # (bf16 matmul on CPU copies a strided slice first, which cost a fifth of each step)
+        return self.keys[: cache.used], self.values[: cache.used]
 
     def get_seq_length(self) -> int:
         return self.cache.width
 
 
 class SlotCache(Cache):
-    """The rows' own keys/values: `slots` fixed places of `capacity` tokens, each row left-aligned.
+    """The rows' own keys/values: `slots` fixed places, each row left-aligned, of at most `max_tokens`.
 
     A forward runs on the slots `0..used-1` (`begin`); each row keeps its own length, so rows that
     joined at different times need no common time axis and nothing is copied when rows join or
     leave, except the rows moved (`copy`). The shared prefix travels separately as `shared_prefix`.
+    Attention reads every allocated column, so the allocation follows the longest row in use, in
+    blocks of `CACHE_BLOCK` tokens: it grows as rows do and shrinks when long rows leave.
     """
 
-    def __init__(self, num_layers: int, slots: int, capacity: int, device: torch.device):
-        self.slots, self.capacity, self.device = slots, capacity, device
+    def __init__(self, num_layers: int, slots: int, max_tokens: int, device: torch.device):
+        self.slots, self.max_tokens, self.device = slots, max_tokens, device
+        self.capacity = 0  # tokens allocated per slot
         self.lengths = [0] * slots  # tokens held per slot
         self.used = self.width = 0
         super().__init__(layers=[SlotLayer(self) for _ in range(num_layers)])
 
+    def fit(self, tokens: int) -> None:
+        """Allocate room for `tokens` per slot, no fewer than any slot in use holds: whole blocks, at
+        most `max_tokens`; grow when short, shrink when two blocks or more would be unused."""
+        if tokens > self.max_tokens:
+            raise RuntimeError(f"SlotCache: {tokens} tokens exceed the most a slot holds, {self.max_tokens}")
+        target = min(self.max_tokens, -(-tokens // CACHE_BLOCK) * CACHE_BLOCK)
+        if target > self.capacity or self.capacity - target >= 2 * CACHE_BLOCK:
+            for layer in self.layers:
+                if layer.is_initialized:
+                    layer.resize(target)
+            self.capacity = target
+
     def begin(self, used: int, new_tokens: int) -> torch.Tensor:
         """Prepare a forward of `new_tokens` per slot on the first `used` slots; return their mask
-        `(used, width)` (True = visible). Decoding takes one token per slot; encoding needs an empty cache."""
+        `(used, capacity)` (True = visible). Decoding takes one token per slot; encoding needs an empty cache."""
         if new_tokens > 1 and any(self.lengths[:used]):
             raise RuntimeError("SlotCache: several tokens per slot only into an empty cache")
         ends = self.lengths[:used]
         self.used, self.width = used, max(ends) + new_tokens
-        if self.width > self.capacity:
-            raise RuntimeError(f"SlotCache: {self.width} tokens exceed the capacity {self.capacity}")
+        self.fit(self.width)
         self.in_use = torch.arange(used, device=self.device)
         self.ends = torch.tensor(ends, device=self.device)
-        return torch.arange(self.width, device=self.device)[None] < (self.ends + new_tokens)[:, None]
+        return torch.arange(self.capacity, device=self.device)[None] < (self.ends + new_tokens)[:, None]
 
     def advance(self, new_tokens: int) -> None:
         """The forward prepared by `begin` ran: its tokens are held."""
@@ -145,12 +170,17 @@ class SlotCache(Cache):
     def copy(self, source: "SlotCache", source_slot: int, tokens: int, to: list[int]) -> None:
         """Hold the last `tokens` tokens of `source`'s slot, left-aligned, in each slot of `to`."""
         start = source.lengths[source_slot] - tokens
+        if tokens > self.capacity:
+            self.fit(tokens)
         targets = torch.tensor(to, device=self.device)
         for layer, other in zip(self.layers, source.layers):
             if not layer.is_initialized:
                 layer.lazy_initialization(other.keys, other.values)
-            layer.keys[targets, :, :tokens] = other.keys[source_slot, :, start : start + tokens]
-            layer.values[targets, :, :tokens] = other.values[source_slot, :, start : start + tokens]
+            keys = other.keys[source_slot, :, start : start + tokens]
+            values = other.values[source_slot, :, start : start + tokens]
+            if source is self:  # a slot moving within the cache: torch refuses to write from a view it overwrites
+                keys, values = keys.clone(), values.clone()
+            layer.keys[targets, :, :tokens], layer.values[targets, :, :tokens] = keys, values
         for slot in to:
             self.lengths[slot] = tokens
 
