@@ -20,10 +20,10 @@ from itertools import zip_longest
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from selfteach import dedup
+from selfteach import config, dedup
 from selfteach.io import atomic_path, write_jsonl
 
-MAX_SOLUTIONS_PER_PUZZLE = 8
+DEFAULTS = config.defaults("dataset")  # the schema is the one home of every default
 ASSERTION = "assert f(g())\n\n"
 _PUZZLE_ID = re.compile(r"^(?P<generator>.+?)/r(?P<round>\d+)/s(?P<shard>\d+)/")
 
@@ -96,9 +96,9 @@ def build_dataset(
     verdicts: Iterable[dict] | None,
     *,
     verified: bool = True,
-    max_per_puzzle: int = MAX_SOLUTIONS_PER_PUZZLE,
-    max_examples: int | None = None,
-    seed: int = 0,
+    max_per_puzzle: int = DEFAULTS["max_solutions_per_puzzle"],
+    max_examples: int | None = DEFAULTS["max_examples"],
+    seed: int = config.defaults()["seed"],
 ) -> tuple[list[dict], dict]:
     """The examples (shuffled, capped) and the counts of every stage.
 

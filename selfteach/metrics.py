@@ -13,7 +13,9 @@ from math import comb
 
 import numpy as np
 
-DEFAULT_RESAMPLES = 1000
+from selfteach import config
+
+DEFAULT_RESAMPLES = config.defaults("evaluate")["bootstrap"]  # the schema is the one home of every default
 DEFAULT_LEVEL = 0.95
 
 

@@ -31,10 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from selfteach import dedup
+from selfteach import config, dedup
 from selfteach.io import read_jsonl, write_json, write_jsonl
 
-SKIP_TRIVIAL_RATE = 0.05  # the paper's trivial_reject_rate=0.95: 5% of puzzles skip step 4
 PROBE_TIMEOUT = 1.0  # seconds per sandboxed probe, the paper's judge limit
 PROBE_IMPORTS = "paper"  # the paper's judge refused imports outside its allowlist here too
 
@@ -298,8 +297,8 @@ def _default_verifier():
 def filter_puzzles(
     records: Iterable[dict],
     *,
-    skip_trivial_rate: float = SKIP_TRIVIAL_RATE,
-    seed: int = 0,
+    skip_trivial_rate: float = config.defaults("filter")["skip_trivial_rate"],
+    seed: int = config.defaults()["seed"],
     verifier=None,
     held_out: Iterable[str] = (),
 ) -> list[dict]:

@@ -31,11 +31,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from selfteach import config
 from selfteach.io import atomic_path
 from selfteach.sandbox import FIX_BWRAP, SCRATCH, Launcher, Limits, SandboxError
 from selfteach.terms import MAX_DETAIL_CHARS, STATUSES
 
 IMPORT_POLICIES = ("paper", "any")  # paper: only the paper's import list; any: the sandbox alone
+DEFAULTS = config.defaults("verify")  # the schema is the one home of every default
 # How long past the candidate's own limits a worker may stay silent before it is killed from outside
 # (the worker kills its child at the limit itself; this only catches a worker that is stuck).
 WORKER_GRACE_S = 5.0
@@ -204,11 +206,11 @@ class Verifier:
 
     def __init__(
         self,
-        timeout: float = 1.0,
-        workers: int = 2,
-        imports: str = "paper",
-        python: str = "auto",
-        sandbox: bool = True,
+        timeout: float = DEFAULTS["timeout"],
+        workers: int = DEFAULTS["workers"],
+        imports: str = DEFAULTS["imports"],
+        python: str = DEFAULTS["python"],
+        sandbox: bool = DEFAULTS["sandbox"],
         limits: Limits = Limits(),
         grace: float = WORKER_GRACE_S,
         lanes: bool = True,

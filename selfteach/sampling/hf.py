@@ -52,6 +52,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from selfteach import config
 from selfteach.cuts import cut_at_dedent
 from selfteach.sampling.base import Completion, SamplingParams, finish, prompt_keys, row_seed
 from selfteach.sampling.prefix_attention import ATTENTION_NAME, SlotCache
@@ -59,6 +60,7 @@ from selfteach.sampling.prefix_attention import ATTENTION_NAME, SlotCache
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 JOIN_FRACTION = 0.25  # waiting rows join once this share of the batch is free (each join encodes prompts)
 PREFIX_BLOCK = 16  # the shared prefix is cached in whole blocks of this many tokens
+DEFAULTS = config.defaults("sampling")  # the schema is the one home of every default
 PREFILL_TOKENS = 2048  # padded tokens per forward when encoding prompts: bounds work and memory
 
 
@@ -99,7 +101,14 @@ def shared_start(encoded: list[list[int]]) -> int:
 
 
 class HFBackend:
-    def __init__(self, model: str, *, dtype: str = "auto", device: str = "auto", batch_size: int = 64):
+    def __init__(
+        self,
+        model: str,
+        *,
+        dtype: str = DEFAULTS["dtype"],
+        device: str = DEFAULTS["device"],
+        batch_size: int = DEFAULTS["batch_size"],
+    ):
         device = resolve_device(device)
         dtype = resolve_dtype(dtype, device)
         if model.startswith(("/", ".", "~")) and not Path(model).expanduser().exists():
