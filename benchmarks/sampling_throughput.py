@@ -3,7 +3,9 @@
 In one run: the machine's matmul rate at the model's shapes (fp32 and bf16, `--batch-size` rows,
 every linear layer of one decoding step) and the roofline it implies (tokens/s if a step cost only
 its matmuls); then two workloads:
-- solve: `train_prefix.txt` + a test puzzle + `def g(...):`, the first `--puzzles` test puzzles,
+- solve: `train_prefix.txt` + a test puzzle + `def g(...):`, the first `--puzzles` test puzzles
+  (or, `--split validation`, of the validation instances of train problems, which the model solves
+  more often: for comparing the verified rates of fp32 and bf16),
   `--samples` samples each, T=0.8, at most 150 new tokens, stopped at the dedent;
 - generate: puzzle-generation prompts (shuffles of the 155 train puzzles, ~1,800 tokens),
   `--gen-prompts` prompts, `--gen-samples` samples each, T=0.9, at most 200 new tokens.
@@ -18,7 +20,7 @@ our best useful tokens/s to `generate_batch`'s on the solve workload.
 
     python benchmarks/sampling_throughput.py [--model HF_FOLDER]          # the issue's sizes
     python benchmarks/sampling_throughput.py --puzzles 16 --gen-prompts 1 --subset 1   # ~25 min on 2 busy cores
-    python benchmarks/sampling_throughput.py --workloads solve --skip naive generate_batch --puzzles 32
+    python benchmarks/sampling_throughput.py --workloads solve --skip naive generate_batch --split validation --puzzles 109
         # verified rates of fp32 and bf16 samples on the same puzzles
 """
 
@@ -167,7 +169,8 @@ def verified(puzzles: list[str], texts: list[str], n: int) -> tuple[int, int]:
 
 def workloads(args, tokenizer) -> dict[str, tuple[list[str], list[str] | None, SamplingParams]]:
     """name -> (prompts, their puzzles when solving, sampling parameters)."""
-    puzzles = [puzzle["f"] for puzzle in p3.test_puzzles(args.p3)[: args.puzzles]]
+    split = p3.test_puzzles if args.split == "test" else p3.validation_puzzles
+    puzzles = [puzzle["f"] for puzzle in split(args.p3)[: args.puzzles]]
     prefix = p3.train_prefix(args.p3)
     solve = [prompts_lib.solution_prompt(prefix, f) for f in puzzles]
     train = [puzzle["f"] for puzzle in p3.train_puzzles(args.p3)]
@@ -184,7 +187,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="HF folder (default: the embedded SmolLM2-135M, converted once)")
     parser.add_argument("--p3", type=Path, default=REPO.parent / "shared" / "data" / "p3")
-    parser.add_argument("--puzzles", type=int, default=64, help="solve workload: test puzzles")
+    parser.add_argument("--puzzles", type=int, default=64, help="solve workload: puzzles of --split")
+    parser.add_argument("--split", choices=["test", "validation"], default="test",
+                        help="solve workload: test puzzles, or the validation instances of train problems")
     parser.add_argument("--samples", type=int, default=8, help="solve workload: samples per puzzle")
     parser.add_argument("--gen-prompts", type=int, default=8, help="generate workload: prompts")
     parser.add_argument("--gen-samples", type=int, default=16, help="generate workload: samples per prompt")
