@@ -4,8 +4,8 @@ In one run: the machine's matmul rate at the model's shapes (fp32 and bf16, `--b
 every linear layer of one decoding step) and the roofline it implies (tokens/s if a step cost only
 its matmuls); then two workloads:
 - solve: `train_prefix.txt` + a test puzzle + `def g(...):`, the first `--puzzles` test puzzles
-  (or, `--split validation`, of the validation instances of train problems, which the model solves
-  more often: for comparing the verified rates of fp32 and bf16),
+  (or, `--split validation`, of the validation instances of train problems: the base model solves a
+  few of them, none of the first 64 test puzzles, so they compare the verified rates of fp32 and bf16),
   `--samples` samples each, T=0.8, at most 150 new tokens, stopped at the dedent;
 - generate: puzzle-generation prompts (shuffles of the 155 train puzzles, ~1,800 tokens),
   `--gen-prompts` prompts, `--gen-samples` samples each, T=0.9, at most 200 new tokens.
