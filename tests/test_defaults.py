@@ -86,6 +86,17 @@ def test_backends_default_to_the_sampling_section():
     assert (client.concurrency, client.max_retries) == (sampling["concurrency"], sampling["max_retries"])
 
 
+def test_an_endpoint_model_entry_takes_its_context_from_the_config_else_the_schema():
+    entry = config.schema()["properties"]["models"]["additionalProperties"]["properties"]
+    spec = {"source": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m"}
+    assert load_backend(spec, {}).max_context == entry["max_context"]["default"]
+    models = {"smollm2-135m": {"source": "embedded"}, "api-model": {**spec, "max_context": 4096}}
+    study = config.validate({"models": models})
+    assert load_backend(study["models"]["api-model"], study["sampling"]).max_context == 4096
+    with pytest.raises(ValueError, match="max_context"):
+        config.validate({"models": {**models, "api-model": {**spec, "max_context": 0}}})
+
+
 def test_steps_default_to_their_sections():
     assert keyword_defaults(puzzle_filter.filter_puzzles)["skip_trivial_rate"] == SCHEMA["filter"]["skip_trivial_rate"]
     build = keyword_defaults(dataset.build_dataset)

@@ -30,7 +30,11 @@ RETRY_STATUSES = {429, 500, 502, 503, 504}
 BACKOFF_BASE_S = 0.5  # first retry waits this long, then doubles
 BACKOFF_MAX_S = 30.0
 REQUEST_TIMEOUT_S = 600.0
-DEFAULT_CONTEXT = 8192  # the API does not say its context length; packing uses this unless configured
+MODEL_DEFAULTS = {  # the schema's defaults of a model entry (models.<name>), the one home of them
+    key: spec["default"]
+    for key, spec in config.schema()["properties"]["models"]["additionalProperties"]["properties"].items()
+    if "default" in spec
+}
 CHARS_PER_TOKEN = 4  # without the server's tokenizer, token counts are estimated from characters
 APIS = {"completions": "/completions", "chat": "/chat/completions"}  # models.<name>.api -> endpoint path
 
@@ -44,8 +48,8 @@ class OpenAIBackend:
         api_key: str | None = None,
         concurrency: int = DEFAULTS["concurrency"],
         max_retries: int = DEFAULTS["max_retries"],
-        max_context: int = DEFAULT_CONTEXT,
-        api: str = "completions",
+        max_context: int = MODEL_DEFAULTS["max_context"],
+        api: str = MODEL_DEFAULTS["api"],
         key_env: str | None = None,
     ):
         if concurrency < 1:
@@ -72,8 +76,8 @@ class OpenAIBackend:
             api_key=api_key,
             concurrency=int(sampling.get("concurrency", DEFAULTS["concurrency"])),
             max_retries=int(sampling.get("max_retries", DEFAULTS["max_retries"])),
-            max_context=int(model.get("max_context", DEFAULT_CONTEXT)),
-            api=model.get("api", "completions"),
+            max_context=int(model.get("max_context", MODEL_DEFAULTS["max_context"])),
+            api=model.get("api", MODEL_DEFAULTS["api"]),
             key_env=model.get("key_env"),
         )
 
