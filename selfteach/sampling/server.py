@@ -4,7 +4,9 @@
 One sampling server can feed many jobs (and the HTTP backend's tests talk to it). Requests that
 arrive while the model is busy are queued; the worker then runs all queued requests that ask for
 the same sampling parameters (the seed aside: it keys each prompt's own random stream) as one
-`generate` call, so they share the batch and the cached prompt prefix. Completions end by the server's
+`generate` call, so they share the batch and the cached prompt prefix. A seed therefore reproduces a
+completion exactly only when its request is batched the same way: other batch shapes change the
+floating-point sums (in bf16 enough to change sampled tokens), as in vLLM. Completions end by the server's
 stop rule (`--stop dedent`, the default: at the first non-indented line; `--stop none`: the full
 budget); each choice carries two extra fields,
 `tokens` and `finished`, that the HTTP backend reads and other clients ignore. A chat request's
