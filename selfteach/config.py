@@ -38,6 +38,12 @@ def defaults(section: str | None = None) -> dict:
     return filled if section is None else filled[section]
 
 
+def model_defaults() -> dict:
+    """The schema's default of every key of a model entry (`models.<name>`), e.g. `max_context`."""
+    entry = _parsed_schema()["properties"]["models"]["additionalProperties"]["properties"]
+    return {key: copy.deepcopy(spec["default"]) for key, spec in entry.items() if "default" in spec}
+
+
 def _fill_defaults(config: dict, node: dict) -> None:
     for key, spec in node.get("properties", {}).items():
         if key not in config and "default" in spec:

@@ -10,6 +10,7 @@ import importlib.util
 import shutil
 from pathlib import Path
 
+from selfteach import config
 from selfteach.io import write_json
 from selfteach.provenance import provenance
 
@@ -34,10 +35,10 @@ def _load_gguf(folder: Path, gguf_file: str):
     quantized = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file)
     # A GGUF-loaded model keeps its quantization config and cannot be saved as is: rebuild a
     # plain model from the same config and copy the de-quantized weights into it.
-    config = quantized.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    model = AutoModelForCausalLM.from_config(config)
+    model_config = quantized.config
+    if hasattr(model_config, "quantization_config"):
+        del model_config.quantization_config
+    model = AutoModelForCausalLM.from_config(model_config)
     model.load_state_dict(quantized.state_dict())
     return model, tokenizer
 
@@ -57,8 +58,9 @@ def prepare(name: str, spec: dict, out_dir: str | Path) -> None:
         model, tokenizer = _load_gguf(embedded_folder(), EMBEDDED_GGUF)
         origin = f"{EMBEDDED_PACKAGE}/{EMBEDDED_GGUF}"
     elif spec["source"] == "hub":
-        model, tokenizer = _load_hub(spec["id"], spec.get("revision", "main"))
-        origin = f"hub:{spec['id']}@{spec.get('revision', 'main')}"
+        revision = spec.get("revision", config.model_defaults()["revision"])
+        model, tokenizer = _load_hub(spec["id"], revision)
+        origin = f"hub:{spec['id']}@{revision}"
     else:
         raise ValueError(f"models.{name}: source {spec['source']} has no folder to prepare")
     if tokenizer.pad_token is None:  # batched sampling and training pad; reuse EOS as the pad

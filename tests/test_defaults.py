@@ -87,9 +87,8 @@ def test_backends_default_to_the_sampling_section():
 
 
 def test_an_endpoint_model_entry_takes_its_context_from_the_config_else_the_schema():
-    entry = config.schema()["properties"]["models"]["additionalProperties"]["properties"]
     spec = {"source": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m"}
-    assert load_backend(spec, {}).max_context == entry["max_context"]["default"]
+    assert load_backend(spec, {}).max_context == config.model_defaults()["max_context"]
     models = {"smollm2-135m": {"source": "embedded"}, "api-model": {**spec, "max_context": 4096}}
     study = config.validate({"models": models})
     assert load_backend(study["models"]["api-model"], study["sampling"]).max_context == 4096

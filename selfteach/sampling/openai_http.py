@@ -30,11 +30,7 @@ RETRY_STATUSES = {429, 500, 502, 503, 504}
 BACKOFF_BASE_S = 0.5  # first retry waits this long, then doubles
 BACKOFF_MAX_S = 30.0
 REQUEST_TIMEOUT_S = 600.0
-MODEL_DEFAULTS = {  # the schema's defaults of a model entry (models.<name>), the one home of them
-    key: spec["default"]
-    for key, spec in config.schema()["properties"]["models"]["additionalProperties"]["properties"].items()
-    if "default" in spec
-}
+MODEL_DEFAULTS = config.model_defaults()
 CHARS_PER_TOKEN = 4  # without the server's tokenizer, token counts are estimated from characters
 APIS = {"completions": "/completions", "chat": "/chat/completions"}  # models.<name>.api -> endpoint path
 
