@@ -11,8 +11,20 @@ threads waiting passively: 104 generated tokens/s; a step at 64 rows cost ~3x it
 op paid a thread wake-up (exp of 221k floats 1.1 ms instead of 0.14), bf16 matmul copied the strided
 slice of every row's keys and values (a fifth of each step), 30% of the prompts' tokens were encoded
 twice (a prompt's rows split across two joins) and the shared prefix was cut to 256 of its 295 tokens.
-Now 226 tokens/s in bf16 (123 in fp32): linear maps 40% of the time, attention 25% (matmuls 18%, exp
-5%), encoding prompts 13%, picking tokens 6% (float64 softmax and cumsum over the vocabulary).
+Then 226 tokens/s in bf16 (123 in fp32): linear maps 40% of the time, attention 25% (matmuls 18%, exp
+5%), encoding prompts 13%, picking tokens 6%. Now (session 8, timers around each part, bf16, on a
+machine whose bf16 matmul ran 264-315 GFLOP/s): a decoding step at 64 rows costs 133 ms, of which
+the linear maps 65 ms (at the machine's matmul rate: nothing left to gain there), attention ~45 ms
+(its matmuls over 192 tiny matrices, then a pass per elementwise op over the float32 scores),
+small ops ~20 ms; picking the tokens cost 25 ms more (float64 softmax and cumsum over 49k logits; now
+float32, 4 ms). Over the whole solve workload: steps 79%, encoding prompts 16% (at the matmul rate),
+picking 4%, the rest (moving rows, decoding text, the dedent rule) 2%; the batch holds 46 rows on
+average (it drains at the end). Generating puzzles (4 prompts of ~1,800 tokens x 16), encoding the
+prompts took 33 s of 83 until they went through the fused attention kernel (`prefix_attention`): 11 s of 54.
+Measured and left out: batches of 128 or 256 rows (slower: a step's cost grows with its rows, and
+picking over twice the logits costs more than twice); a prompt's keys/values held once for all its
+rows (a third attention part): fewer bytes read, but as many scores as before and more operations,
+so each step got slower (141-169 ms against 132-148 on the same work).
 What this module does about it:
 - The linear maps: bf16 runs them ~2.3x faster where the CPU computes bf16 natively (AVX512-BF16,
   AMX) or on CUDA with bf16: `sampling.dtype: auto` (the default) picks it there.

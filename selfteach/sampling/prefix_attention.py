@@ -17,6 +17,8 @@ here: a decoding step at batch 64 took 1.6 s after a 600-token prefix against 0.
 
 Both parts are combined exactly with the softmax's running-max trick, so the result equals plain
 attention over prefix + own keys. The prefix is read once per step whatever the batch size.
+Encoding prompts (many queries per row) on CPU goes through PyTorch's fused flash-attention
+kernel instead, one call per part, the parts combined by their log-sum-exps (`encoding_attention`).
 The function is registered with transformers' `AttentionInterface` under `ATTENTION_NAME`;
 transformers then hands our own 4D mask through untouched. Callers pass the prefix as the model
 keyword `shared_prefix` (a list of `(keys, values)` per layer, or None).
