@@ -51,28 +51,32 @@ def shared_prefix_attention(
     kv_heads = key.shape[1]
     group = q_heads // kv_heads  # query heads per key/value head (grouped-query attention)
     # (B, Hkv, G*q, D): the G query heads of one kv head become extra query rows
-    queries = query.reshape(batch, kv_heads, group * q_len, head_dim)
-    mask = attention_mask[:, :, None].expand(batch, 1, group, q_len, key.shape[2])
-    mask = mask.reshape(batch, 1, group * q_len, key.shape[2])
+    # the scale goes on the few queries rather than the many scores; each op on the scores is a pass
+    # over them, the bulk of a decoding step's attention, so the rest work in place
+    queries = (query * scaling).reshape(batch, kv_heads, group * q_len, head_dim)
+    hidden = ~attention_mask  # decoding: (B, 1, 1, S), broadcast over the heads
+    if q_len > 1:  # each query position has its own mask row, repeated for the G heads
+        hidden = hidden[:, :, None].expand(batch, 1, group, q_len, key.shape[2])
+        hidden = hidden.reshape(batch, 1, group * q_len, key.shape[2])
 
-    own = torch.matmul(queries, key.transpose(-1, -2)).float() * scaling  # (B, Hkv, Gq, S)
-    own = own.masked_fill(~mask, float("-inf"))
+    own = torch.matmul(queries, key.transpose(-1, -2)).float()  # (B, Hkv, Gq, S)
+    own.masked_fill_(hidden, float("-inf"))
     top = own.amax(-1, keepdim=True)
     if shared_prefix is not None:
         prefix_keys, prefix_values = shared_prefix[module.layer_idx]  # (1, Hkv, P, D)
         # fold the batch into the query rows so the prefix is one matrix per kv head, never copied
         folded = queries.transpose(0, 1).reshape(kv_heads, batch * group * q_len, head_dim)
-        shared = torch.matmul(folded, prefix_keys[0].transpose(-1, -2)).float() * scaling  # (Hkv, B*Gq, P)
+        shared = torch.matmul(folded, prefix_keys[0].transpose(-1, -2)).float()  # (Hkv, B*Gq, P)
         shared_top = shared.amax(-1, keepdim=True).view(kv_heads, batch, group * q_len, 1).transpose(0, 1)
         top = torch.maximum(top, shared_top)
     top = top.clamp_min(torch.finfo(torch.float32).min)  # rows that see nothing: no NaN from -inf - -inf
 
-    weights = torch.exp(own - top)  # (B, Hkv, Gq, S)
+    weights = own.sub_(top).exp_()  # (B, Hkv, Gq, S)
     total = weights.sum(-1, keepdim=True)
     out = torch.matmul(weights.to(value.dtype), value).float()  # (B, Hkv, Gq, D)
     if shared_prefix is not None:
         folded_top = top.transpose(0, 1).reshape(kv_heads, batch * group * q_len, 1)
-        shared_weights = torch.exp(shared - folded_top)  # (Hkv, B*Gq, P)
+        shared_weights = shared.sub_(folded_top).exp_()  # (Hkv, B*Gq, P)
         total = total + shared_weights.sum(-1, keepdim=True).view(kv_heads, batch, group * q_len, 1).transpose(0, 1)
         shared_out = torch.matmul(shared_weights.to(prefix_values.dtype), prefix_values[0]).float()
         out = out + shared_out.view(kv_heads, batch, group * q_len, head_dim).transpose(0, 1)
