@@ -260,6 +260,25 @@ def test_prefill_in_length_groups_equals_one_padded_batch(backend, monkeypatch):
                 assert part[slot, :, :end].isfinite().all()  # padding holds finite numbers (multiplied by 0)
 
 
+@pytest.mark.parametrize(
+    "temperature, top_k, top_p, expected",
+    [
+        (1.0, 0, 1.0, [0.5, 0.3, 0.15, 0.05]),
+        (1.0, 0, 0.8, [0.5 / 0.8, 0.3 / 0.8, 0, 0]),  # the smallest head whose mass reaches 0.8
+        (1.0, 3, 1.0, [0.5 / 0.95, 0.3 / 0.95, 0.15 / 0.95, 0]),
+        (0.5, 0, 1.0, [p * p / 0.3625 for p in (0.5, 0.3, 0.15, 0.05)]),
+    ],
+)
+def test_the_pick_draws_from_the_truncated_tempered_distribution(temperature, top_k, top_p, expected):
+    """Inverse-CDF picks over evenly spaced uniforms land on each token in proportion to its mass."""
+    draws = 4000
+    logits = torch.tensor([0.5, 0.3, 0.15, 0.05]).log().expand(draws, 4).to(torch.bfloat16)
+    uniform = (torch.arange(draws, dtype=torch.float64) + 0.5) / draws
+    params = SamplingParams(n=1, temperature=temperature, max_new_tokens=1, top_k=top_k, top_p=top_p)
+    counts = torch.bincount(HFBackend._pick(logits, uniform, params), minlength=4) / draws
+    torch.testing.assert_close(counts, torch.tensor(expected), atol=0.01, rtol=0)
+
+
 def scripted(backend, monkeypatch, text: str, eos_at: int | None = None):
     """Make the backend emit the tokens of `text` (then EOS at step `eos_at`); count decoding steps."""
     script = backend.tokenizer(text, add_special_tokens=False).input_ids
