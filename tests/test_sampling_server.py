@@ -62,18 +62,15 @@ def keyed(monkeypatch):
 
 
 def test_http_backend_through_selfteach_serve(served, keyed, tiny_model_dir):
-    client = load_backend(
-        {"source": "openai", "base_url": served, "model": "tiny", "key_env": KEY_ENV}, {"concurrency": 2}
-    )
+    endpoint = {"source": "openai", "base_url": served, "model": "tiny", "key_env": KEY_ENV}
+    client = load_backend(endpoint, {"concurrency": 2})
     local = load_backend(str(tiny_model_dir), {"backend": "hf", "device": "cpu", "dtype": "float32"})
     params = SamplingParams(n=2, temperature=0, max_new_tokens=8)
     over_http = client.generate(PROMPTS, params)
     assert over_http == local.generate(PROMPTS, params)  # same texts, token counts and finished flags
     # Concurrent requests may share a batch or not, and a seed reproduces a sample only on the same
     # batch shapes (the server's docstring): the repeat goes one request at a time, as the first did.
-    one_by_one = load_backend(
-        {"source": "openai", "base_url": served, "model": "tiny", "key_env": KEY_ENV}, {"concurrency": 1}
-    )
+    one_by_one = load_backend(endpoint, {"concurrency": 1})
     seeded = SamplingParams(n=3, temperature=1.0, max_new_tokens=8, seed=5)
     sampled = one_by_one.generate(PROMPTS, seeded)
     assert [len(samples) for samples in sampled] == [3, 3]
