@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     for add in (
         add_fetch_p3, add_eval_puzzles, add_humaneval_problems, add_prepare_model, add_verify, add_sample, add_serve,
-        add_filter_puzzles, add_build_dataset, add_finetune, add_evaluate, add_report,
+        add_filter_puzzles, add_build_dataset, add_finetune, add_evaluate, add_report, add_pool_gain,
     ):  # fmt: skip
         add(commands)
     return parser
@@ -434,3 +434,19 @@ def add_report(commands) -> None:
     command.add_argument("--out-figures", required=True, help="folder for the figures (PNG, PDF)")
     add_bootstrap_options(command)
     command.set_defaults(run=run_report)
+
+
+def run_pool_gain(args) -> None:
+    from selfteach.report import pool_main
+
+    pool_main(args.runs, args.out, **bootstrap_options(args))
+
+
+def add_pool_gain(commands) -> None:
+    command = commands.add_parser(
+        "pool-gain", help="the gain table pooled over replicate runs (working directories of one config, other seeds)"
+    )
+    command.add_argument("runs", nargs="+", help="working directories, each with its results/eval/<student>/<tag>/")
+    command.add_argument("--out", required=True, help="folder for gain.csv, gain.md and gain.tex")
+    add_bootstrap_options(command)
+    command.set_defaults(run=run_pool_gain)

@@ -25,10 +25,12 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from selfteach.evaluate import PASSK_COLUMNS, read_per_puzzle  # noqa: E402
+from selfteach.gain import GAIN_COLUMNS, KEYS, gains  # noqa: E402
 from selfteach.io import atomic_path, write_text  # noqa: E402
-from selfteach.metrics import DEFAULT_LEVEL, DEFAULT_RESAMPLES, ks_for, paired_gain, pass_at_k  # noqa: E402
+from selfteach.metrics import DEFAULT_LEVEL, DEFAULT_RESAMPLES  # noqa: E402
 from selfteach.terms import (  # noqa: E402
     BASE,
+    BENCHMARK_FOLDERS,
     BENCHMARKS,
     DATA_CARD_TABLE,
     FIGURE_FORMATS,
@@ -41,15 +43,10 @@ from selfteach.terms import (  # noqa: E402
     PER_PUZZLE_CSV,
     TABLE_FORMATS,
     VARIANTS,
-    benchmark_of,
-    parse_tag,
+    evaluation_keys,
 )
 
-KEYS = ("student", "generator", "variant", "round", "epoch")
 LONG_COLUMNS = ("benchmark", *KEYS, "tag", "puzzles", *PASSK_COLUMNS)
-GAIN_COLUMNS = (
-    "benchmark", *KEYS, "k", "puzzles", "base_pass_at_k", "pass_at_k", "gain", "ci_low", "ci_high", "p_value"
-)  # fmt: skip
 
 PALETTE = "colorblind"
 STYLE = {
@@ -82,13 +79,6 @@ def generator_label(generator: str) -> str:
 
 
 # ---------------------------------------------------------------- collect
-
-
-def evaluation_keys(folder: Path) -> dict:
-    """results/<benchmark folder>/<student>/<tag> -> benchmark, student, generator, variant, round, epoch
-    and the tag itself."""
-    benchmark = benchmark_of(folder.parent.parent.name)
-    return {"benchmark": benchmark, "student": folder.parent.name, **parse_tag(folder.name), "tag": folder.name}
 
 
 def collect(eval_dirs) -> pd.DataFrame:
@@ -130,74 +120,18 @@ def on_p3(rows: pd.DataFrame) -> pd.DataFrame:
 # ---------------------------------------------------------------- gain over the base model
 
 
-def _paired_counts(base: pd.DataFrame, tuned: pd.DataFrame, where: str) -> pd.DataFrame:
-    """The two per-puzzle tables side by side; they must hold the same puzzles with the same attempts."""
-    pairs = base.merge(tuned, on="puzzle_id", how="outer", suffixes=("_base", "_tuned"), indicator=True)
-    unpaired = pairs[pairs["_merge"] != "both"]
-    if len(unpaired):
-        raise ValueError(f"{where}: puzzle {unpaired['puzzle_id'].iloc[0]!r} is evaluated for one model only")
-    unequal = pairs[pairs["attempts_base"] != pairs["attempts_tuned"]]
-    if len(unequal):
-        row = unequal.iloc[0]
-        raise ValueError(
-            f"{where}: puzzle {row['puzzle_id']!r} has {row['attempts_base']} attempts for the base model and "
-            f"{row['attempts_tuned']} for the fine-tuned one; a paired gain needs the same n (evaluate.attempts)"
-        )
-    return pairs
-
-
-def gains(
-    eval_dirs,
-    *,
-    resamples: int = DEFAULT_RESAMPLES,
-    level: float = DEFAULT_LEVEL,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """One row per (fine-tuned evaluation, k): its pass@k, its base model's, and the paired gain.
-
-    Every k of ks_for(n) is tabulated, n being the attempts per puzzle. Each evaluation is paired with
-    its student's base evaluation on the same benchmark; a student without one has no gain rows there.
-    The interval and p-value are paired_gain's, drawn from `seed`.
-    """
-    folders = [Path(folder) for folder in eval_dirs]
-    # results/<benchmark folder>/<student>/: a student's evaluations on one benchmark, its base among them
-    base_of = {folder.parent: folder for folder in folders if folder.name == BASE}
-    rows = []
-    for folder in folders:
-        if folder.name == BASE or folder.parent not in base_of:
-            continue
-        base_folder = base_of[folder.parent]
-        pairs = _paired_counts(
-            read_per_puzzle(base_folder / PER_PUZZLE_CSV),
-            read_per_puzzle(folder / PER_PUZZLE_CSV),
-            f"{base_folder} vs {folder}",
-        )
-        n = pairs["attempts_base"].astype(int).tolist()
-        keys = {k: v for k, v in evaluation_keys(folder).items() if k in ("benchmark", *KEYS)}
-        for k in ks_for(max(max(n), 1)):
-            base, tuned = (
-                [pass_at_k(a, c, k) for a, c in zip(n, pairs[f"successes_{side}"].astype(int))]
-                for side in ("base", "tuned")
-            )
-            gain = paired_gain(base, tuned, resamples=resamples, level=level, seed=seed)
-            rows.append(
-                {**keys, "k": k, "puzzles": len(pairs), "base_pass_at_k": sum(base) / len(base),
-                 "pass_at_k": sum(tuned) / len(tuned), **gain}
-            )  # fmt: skip
-    table = pd.DataFrame(rows, columns=GAIN_COLUMNS)
-    return table.astype({"generator": object, "round": "Int64", "epoch": "Int64"})
-
-
 def gain_table(gain_rows: pd.DataFrame, level: float = DEFAULT_LEVEL) -> pd.DataFrame:
-    """The gain rows for reading: pass@k, gain and its interval in percentage points, p to 4 digits."""
+    """The gain rows for reading: pass@k, gain and its interval in percentage points, p to 4 digits;
+    the number of runs when they were pooled."""
     if gain_rows.empty:
         return pd.DataFrame(columns=["benchmark", *KEYS, "k"])
     points = {c: (100 * gain_rows[c].astype(float)).round(2) for c in GAIN_COLUMNS[-6:-1]}
+    pooled = ["runs"] if gain_rows["runs"].max() > 1 else []
     return pd.DataFrame(
         {
             **{key: gain_rows[key] for key in ("benchmark", "student", "generator")},
             "data": [data_kind(s, g) for s, g in zip(gain_rows["student"], gain_rows["generator"])],
-            **{key: gain_rows[key] for key in (*KEYS[2:], "k", "puzzles")},
+            **{key: gain_rows[key] for key in (*KEYS[2:], "k", *pooled, "puzzles")},
             "base pass@k (%)": points["base_pass_at_k"],
             "pass@k (%)": points["pass_at_k"],
             "gain (points)": points["gain"],
@@ -661,7 +595,48 @@ def report_main(
 ) -> pd.DataFrame:
     """Collect the evaluations, write every table and figure; return the long table."""
     long = collect(eval_dirs)
-    gain_rows = gains(eval_dirs, resamples=resamples, level=level, seed=seed)
+    gain_rows = gains([eval_dirs], resamples=resamples, level=level, seed=seed)
     write_tables(long, gain_rows, tables_dir, card_paths, level)
     write_figures(long, gain_rows, figures_dir)
     return long
+
+
+def pool_main(
+    run_dirs,
+    tables_dir: str | Path,
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    level: float = DEFAULT_LEVEL,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """The gain table pooled over replicate runs (working directories of the same config with other
+    seeds), written as tables_dir/gain.{csv,md,tex}; returns the gain rows."""
+    runs = [Path(run) for run in run_dirs]
+    evaluations = [evaluation_folders(run) for run in runs]
+    for run, folders in zip(runs[1:], evaluations[1:]):
+        mismatch = {f.relative_to(runs[0]) for f in evaluations[0]} ^ {f.relative_to(run) for f in folders}
+        if mismatch:
+            raise ValueError(
+                f"{run}: evaluations differ from {runs[0]}'s ({sorted(mismatch)[0]}); pooled runs need the same ones"
+            )
+    gain_rows = gains(evaluations, resamples=resamples, level=level, seed=seed)
+    note = (
+        f"Pooled over {len(runs)} runs ({', '.join(map(str, runs))}): each model's per-puzzle pass@k is its mean "
+        f"over the runs. {GAIN_NOTE}"
+    )
+    write_table(gain_table(gain_rows, level), tables_dir, GAIN_TABLE, note)
+    return gain_rows
+
+
+def evaluation_folders(run: Path) -> list[Path]:
+    """The evaluation folders of a working directory: results/<benchmark folder>/<student>/<tag>/."""
+    if not run.is_dir():
+        raise FileNotFoundError(f"run folder {run} does not exist")
+    folders = sorted(
+        path.parent
+        for name in BENCHMARK_FOLDERS.values()
+        for path in run.glob(f"results/{name}/*/*/{PER_PUZZLE_CSV}")
+    )
+    if not folders:
+        raise ValueError(f"{run}: no evaluation (results/<benchmark folder>/<student>/<tag>/{PER_PUZZLE_CSV})")
+    return folders

@@ -114,6 +114,16 @@ def benchmark_of(folder_name: str) -> str:
 
 # ---------------------------------------------------------------- evaluation folder files
 
+
+def evaluation_keys(folder) -> dict:
+    """results/<benchmark folder>/<student>/<tag> -> benchmark, student, generator, variant, round, epoch
+    and the tag itself."""
+    return {
+        "benchmark": benchmark_of(folder.parent.parent.name), "student": folder.parent.name,
+        **parse_tag(folder.name), "tag": folder.name,
+    }  # fmt: skip
+
+
 PER_PUZZLE_CSV = "per_puzzle.csv"
 PASSK_CSV = "passk.csv"
 

@@ -9,6 +9,7 @@ import pytest
 
 from selfteach.cli import main
 from selfteach.evaluate import COUNT_COLUMNS, write_evaluation
+from selfteach.gain import gains
 from selfteach.report import (
     FIGURE_FORMATS,
     FIGURE_NAMES,
@@ -16,12 +17,11 @@ from selfteach.report import (
     TABLE_FORMATS,
     TABLE_NAMES,
     collect,
-    gains,
     load_card,
-    parse_tag,
     report_main,
     to_latex,
 )
+from selfteach.terms import parse_tag
 
 ATTEMPTS = 4  # so k = 1, 2, 4, and pass@4 is the share of puzzles with any success
 # evaluation folder -> successes of the 4 test puzzles (the first success is the first sample)
@@ -220,10 +220,36 @@ def test_gain_needs_the_same_puzzles_and_attempts(tmp_path):
     table = per_puzzle([1, 1, 0, 1]).assign(attempts=[4, 4, 4, 3])
     write_evaluation(table, tmp_path / "eval" / "s1" / "g-verified-r0-epoch1")
     with pytest.raises(ValueError, match="same n"):
-        gains(evals)
+        gains([evals])
     write_evaluation(per_puzzle([1, 1, 0]), tmp_path / "eval" / "s1" / "g-verified-r0-epoch1")
     with pytest.raises(ValueError, match="one model only"):
-        gains(evals)
+        gains([evals])
+
+
+def test_pooled_gain_averages_each_puzzle_over_replicate_runs(tmp_path, capsys):
+    """`selfteach pool-gain` over working directories of one config run with other seeds."""
+    first = {"s1/base": [0, 0, 0, 1], "s1/g-verified-r0-epoch1": [2, 1, 0, 1]}
+    second = {"s1/base": [0, 0, 0, 1], "s1/g-verified-r0-epoch1": [0, 0, 0, 1]}
+    make_evals(tmp_path / "seed0" / "results" / "eval", first)
+    make_evals(tmp_path / "seed1" / "results" / "eval", second)
+    runs = [str(tmp_path / "seed0"), str(tmp_path / "seed1")]
+    assert main(["pool-gain", *runs, "--out", str(tmp_path / "pooled")]) == 0
+    gain = pd.read_csv(tmp_path / "pooled" / "gain.csv").set_index("k")
+    # pass@1 per puzzle: run 1 gains 0.5 and 0.25 on two puzzles, run 2 nothing: (0.25 + 0.125) / 4
+    assert gain.loc[1, "gain (points)"] == 9.38 and (gain["runs"] == 2).all()
+    assert "Pooled over 2 runs" in (tmp_path / "pooled" / "gain.md").read_text()
+    # a run pooled with itself is that run: the same gain, interval and p as its own report
+    assert main(["pool-gain", runs[0], runs[0], "--out", str(tmp_path / "itself")]) == 0
+    alone = gains([sorted(str(p.parent) for p in (tmp_path / "seed0").glob("results/eval/*/*/per_puzzle.csv"))])
+    itself = pd.read_csv(tmp_path / "itself" / "gain.csv")
+    assert itself["gain (points)"].tolist() == (100 * alone["gain"]).round(2).tolist()
+    assert itself["95% CI high"].tolist() == (100 * alone["ci_high"]).round(2).tolist()
+    assert itself["p (one-sided)"].tolist() == alone["p_value"].round(4).tolist()
+    # a run without one of the evaluations cannot be pooled: one line naming it
+    (tmp_path / "seed1" / "results" / "eval" / "s1" / "g-verified-r0-epoch1" / "per_puzzle.csv").unlink()
+    assert main(["pool-gain", *runs, "--out", str(tmp_path / "broken")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"selfteach pool-gain: error: {runs[1]}: evaluations differ") and "\n" not in error
 
 
 def test_each_benchmark_gets_its_own_rows_paired_with_its_own_base(tmp_path):
