@@ -167,6 +167,39 @@ def test_rows_that_join_a_running_batch_decode_like_plain_generate(sharp_model_d
         assert (sample.text, sample.tokens) == (tokenizer.decode(tokens, skip_special_tokens=True), len(tokens))
 
 
+@pytest.mark.parametrize("q_len", [1, 5])  # decoding, encoding
+@pytest.mark.parametrize("with_prefix", [True, False])
+def test_fused_attention_equals_plain_attention_and_full_softmax(q_len, with_prefix):
+    """The CPU kernel path and the plain path (CUDA's) both equal softmax attention over the prefix
+    followed by each row's visible own keys, with grouped-query heads and rows of different lengths."""
+    from selfteach.sampling.prefix_attention import fused_attention, plain_attention
+
+    generator = torch.Generator().manual_seed(0)
+    batch, q_heads, kv_heads, own, prefix_len, dim = 3, 6, 2, 9, 4, 8
+    query = torch.randn(batch, q_heads, q_len, dim, generator=generator)
+    key, value = (torch.randn(batch, kv_heads, own, dim, generator=generator) for _ in range(2))
+    prefix = tuple(torch.randn(1, kv_heads, prefix_len, dim, generator=generator) for _ in range(2))
+    lengths = [9, 6, 7]  # own tokens per row, the last q_len of them the queries
+    positions = torch.arange(own)
+    visible = torch.stack([
+        (positions[None] < length) & (positions[None] <= length - q_len + torch.arange(q_len)[:, None])
+        for length in lengths
+    ])[:, None]  # (B, 1, q, S): causal within each row's own length
+    expected = torch.empty(batch, q_len, q_heads, dim)
+    for b in range(batch):
+        for h in range(q_heads):
+            kv = h // (q_heads // kv_heads)
+            keys, values = key[b, kv], value[b, kv]
+            if with_prefix:
+                keys, values = torch.cat([prefix[0][0, kv], keys]), torch.cat([prefix[1][0, kv], values])
+            seen = torch.cat([torch.ones(q_len, prefix_len if with_prefix else 0, dtype=torch.bool), visible[b, 0]], 1)
+            scores = (query[b, h] @ keys.T / dim**0.5).masked_fill(~seen, float("-inf"))
+            expected[b, :, h] = scores.softmax(-1) @ values
+    for attend in (fused_attention, plain_attention):
+        out = attend(query, key, value, visible, dim**-0.5, prefix if with_prefix else None)
+        torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+
+
 def test_slots_hold_rows_left_aligned_and_move_without_touching_others():
     from selfteach.sampling.prefix_attention import SlotCache
 

@@ -15,10 +15,10 @@ here: a decoding step at batch 64 took 1.6 s after a 600-token prefix against 0.
   under a boolean mask `(B, 1, q, S)` (True = visible) that handles causality, padding and rows
   of different lengths.
 
-Both parts are combined exactly with the softmax's running-max trick, so the result equals plain
-attention over prefix + own keys. The prefix is read once per step whatever the batch size.
-Encoding prompts (many queries per row) on CPU goes through PyTorch's fused flash-attention
-kernel instead, one call per part, the parts combined by their log-sum-exps (`encoding_attention`).
+Both parts are combined exactly (by the softmax's running max, or by each part's log-sum-exp), so
+the result equals plain attention over prefix + own keys. The prefix is read once per step whatever
+the batch size. On CPU both parts go through PyTorch's fused flash-attention kernel
+(`fused_attention`); elsewhere through plain tensor operations (`plain_attention`).
 The function is registered with transformers' `AttentionInterface` under `ATTENTION_NAME`;
 transformers then hands our own 4D mask through untouched. Callers pass the prefix as the model
 keyword `shared_prefix` (a list of `(keys, values)` per layer, or None).
@@ -45,14 +45,20 @@ def shared_prefix_attention(
     shared_prefix: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
     **kwargs,
 ) -> tuple[torch.Tensor, None]:
-    if query.shape[2] > 1 and query.device.type == "cpu":
-        return encoding_attention(module, query, key, value, attention_mask, scaling, shared_prefix), None
+    """The attention transformers calls: PyTorch's fused kernel on CPU, plain operations elsewhere."""
+    prefix = None if shared_prefix is None else shared_prefix[module.layer_idx]  # (1, Hkv, P, D) each
+    attend = fused_attention if query.device.type == "cpu" else plain_attention
+    return attend(query, key, value, attention_mask, scaling, prefix), None
+
+
+def plain_attention(query, key, value, attention_mask, scaling, prefix) -> torch.Tensor:
+    """Both parts in plain tensor operations, combined with the softmax's running max: (B, q, Hq, D)."""
     batch, q_heads, q_len, head_dim = query.shape
     kv_heads = key.shape[1]
     group = q_heads // kv_heads  # query heads per key/value head (grouped-query attention)
     # (B, Hkv, G*q, D): the G query heads of one kv head become extra query rows
     # the scale goes on the few queries rather than the many scores; each op on the scores is a pass
-    # over them, the bulk of a decoding step's attention, so the rest work in place
+    # over them, so the rest work in place
     queries = (query * scaling).reshape(batch, kv_heads, group * q_len, head_dim)
     hidden = ~attention_mask  # decoding: (B, 1, 1, S), broadcast over the heads
     if q_len > 1:  # each query position has its own mask row, repeated for the G heads
@@ -62,8 +68,8 @@ def shared_prefix_attention(
     own = torch.matmul(queries, key.transpose(-1, -2)).float()  # (B, Hkv, Gq, S)
     own.masked_fill_(hidden, float("-inf"))
     top = own.amax(-1, keepdim=True)
-    if shared_prefix is not None:
-        prefix_keys, prefix_values = shared_prefix[module.layer_idx]  # (1, Hkv, P, D)
+    if prefix is not None:
+        prefix_keys, prefix_values = prefix
         # fold the batch into the query rows so the prefix is one matrix per kv head, never copied
         folded = queries.transpose(0, 1).reshape(kv_heads, batch * group * q_len, head_dim)
         shared = torch.matmul(folded, prefix_keys[0].transpose(-1, -2)).float()  # (Hkv, B*Gq, P)
@@ -74,7 +80,7 @@ def shared_prefix_attention(
     weights = own.sub_(top).exp_()  # (B, Hkv, Gq, S)
     total = weights.sum(-1, keepdim=True)
     out = torch.matmul(weights.to(value.dtype), value).float()  # (B, Hkv, Gq, D)
-    if shared_prefix is not None:
+    if prefix is not None:
         folded_top = top.transpose(0, 1).reshape(kv_heads, batch * group * q_len, 1)
         shared_weights = shared.sub_(folded_top).exp_()  # (Hkv, B*Gq, P)
         total = total + shared_weights.sum(-1, keepdim=True).view(kv_heads, batch, group * q_len, 1).transpose(0, 1)
@@ -82,27 +88,33 @@ def shared_prefix_attention(
         out = out + shared_out.view(kv_heads, batch, group * q_len, head_dim).transpose(0, 1)
     out = out / total.clamp_min(torch.finfo(torch.float32).tiny)
     out = out.to(query.dtype).reshape(batch, q_heads, q_len, head_dim)
-    return out.transpose(1, 2).contiguous(), None  # (B, q, Hq, D), as transformers expects
+    return out.transpose(1, 2).contiguous()  # (B, q, Hq, D), as transformers expects
 
 
-def encoding_attention(module, query, key, value, attention_mask, scaling, shared_prefix) -> torch.Tensor:
-    """`shared_prefix_attention` for encoding prompts (many queries per row) on CPU: PyTorch's fused
-    flash-attention kernel on each part, combined by the parts' log-sum-exps.
+def fused_attention(query, key, value, attention_mask, scaling, prefix) -> torch.Tensor:
+    """`plain_attention` through PyTorch's fused flash-attention kernel for CPU, one call per part, the
+    parts combined by their log-sum-exps: (B, q, Hq, D).
 
-    Written out in plain operations, each layer of a 1,800-token prompt made a dozen passes over 29M
-    float32 scores (2-3 s a layer here); the kernel works in blocks and returns the log-sum-exp. It
-    takes as many key heads as query heads, so keys/values are repeated for grouped-query attention.
+    In plain operations every op on the float32 scores is a pass over them: a dozen per layer of a
+    1,800-token prompt (2-3 s a layer here), and most of a decoding step's attention. The kernel works
+    in blocks and returns the log-sum-exp. It takes as many key heads as query heads: decoding folds
+    a kv head's G query heads into G query rows (one mask row serves them all), encoding repeats the
+    keys/values for the query heads (each query position has its own mask row).
     """
     flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
     batch, q_heads, q_len, head_dim = query.shape
-    group = q_heads // key.shape[1]
+    kv_heads = key.shape[1]
+    group = q_heads // kv_heads
     hidden = torch.zeros(attention_mask.shape, dtype=query.dtype).masked_fill_(~attention_mask, float("-inf"))
-    out, log_total = flash(query, key.repeat_interleave(group, 1), value.repeat_interleave(group, 1),
-                           attn_mask=hidden, scale=scaling)  # fmt: skip
-    if shared_prefix is not None:
-        prefix_keys, prefix_values = shared_prefix[module.layer_idx]  # (1, Hkv, P, D)
-        kv_heads = prefix_keys.shape[1]
-        # the batch folded into the query rows, as in `shared_prefix_attention`
+    if q_len == 1:
+        queries, keys, values = query.reshape(batch, kv_heads, group, head_dim), key, value
+    else:
+        queries, keys, values = query, key.repeat_interleave(group, 1), value.repeat_interleave(group, 1)
+    out, log_total = flash(queries, keys, values, attn_mask=hidden, scale=scaling)
+    out, log_total = out.reshape(batch, q_heads, q_len, head_dim), log_total.reshape(batch, q_heads, q_len)
+    if prefix is not None:
+        prefix_keys, prefix_values = prefix
+        # the batch folded into the query rows, as in `plain_attention`
         folded = query.reshape(batch, kv_heads, group * q_len, head_dim).transpose(0, 1)
         shared_out, shared_log_total = flash(folded.reshape(1, kv_heads, batch * group * q_len, head_dim),
                                              prefix_keys, prefix_values, scale=scaling)  # fmt: skip
