@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from selfteach import config, evaluate, p3, report, terms, verify
+from selfteach import config, evaluate, gain, p3, report, terms, verify
 from selfteach.finetune_config import MIXED_PRECISION, SCHEDULES
 from selfteach.sampling.base import BACKENDS
 from workflow import REPO
@@ -56,7 +56,7 @@ def test_report_writes_the_named_tables_and_figures():
     assert (report.TABLE_FORMATS, report.FIGURE_FORMATS) == (terms.TABLE_FORMATS, terms.FIGURE_FORMATS)
     assert terms.REPORT_TABLE_FORMAT in terms.TABLE_FORMATS
     assert terms.REPORT_FIGURE_FORMAT in terms.FIGURE_FORMATS
-    assert report.parse_tag is terms.parse_tag
+    assert report.evaluation_keys is gain.evaluation_keys is terms.evaluation_keys
 
 
 # Literal copies of a term that the rules must not hold: they take each from selfteach.terms.
