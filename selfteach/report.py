@@ -620,10 +620,12 @@ def pool_main(
                 f"{run}: evaluations differ from {runs[0]}'s ({sorted(mismatch)[0]}); pooled runs need the same ones"
             )
     gain_rows = gains(evaluations, resamples=resamples, level=level, seed=seed)
-    note = (
-        f"Pooled over {len(runs)} runs ({', '.join(map(str, runs))}): each model's per-puzzle pass@k is its mean "
-        f"over the runs. {GAIN_NOTE}"
-    )
+    note = GAIN_NOTE
+    if len(runs) > 1:
+        note = (
+            f"Pooled over {len(runs)} runs ({', '.join(map(str, runs))}): each model's per-puzzle pass@k is its "
+            f"mean over the runs. {GAIN_NOTE}"
+        )
     write_table(gain_table(gain_rows, level), tables_dir, GAIN_TABLE, note)
     return gain_rows
 
