@@ -104,6 +104,6 @@ def _pooled(run: dict, key: tuple) -> Path:
     if key not in run:
         some = next(iter(run.values()))
         raise ValueError(
-            f"{some.parent.parent.parent}: no evaluation {'/'.join(key)}; pooled runs need the same evaluations"
+            f"{some.parent.parent}: no evaluation {'/'.join(key[1:])}; pooled runs need the same evaluations"
         )
     return run[key]

@@ -106,8 +106,9 @@ def fused_attention(query, key, value, attention_mask, scaling, prefix) -> torch
     kv_heads = key.shape[1]
     group = q_heads // kv_heads
     hidden = torch.zeros(attention_mask.shape, dtype=query.dtype).masked_fill_(~attention_mask, float("-inf"))
+    grouped = query.reshape(batch, kv_heads, group * q_len, head_dim)  # a kv head's query heads as its rows
     if q_len == 1:
-        queries, keys, values = query.reshape(batch, kv_heads, group, head_dim), key, value
+        queries, keys, values = grouped, key, value
     else:
         queries, keys, values = query, key.repeat_interleave(group, 1), value.repeat_interleave(group, 1)
     out, log_total = flash(queries, keys, values, attn_mask=hidden, scale=scaling)
@@ -115,7 +116,7 @@ def fused_attention(query, key, value, attention_mask, scaling, prefix) -> torch
     if prefix is not None:
         prefix_keys, prefix_values = prefix
         # the batch folded into the query rows, as in `plain_attention`
-        folded = query.reshape(batch, kv_heads, group * q_len, head_dim).transpose(0, 1)
+        folded = grouped.transpose(0, 1)
         shared_out, shared_log_total = flash(folded.reshape(1, kv_heads, batch * group * q_len, head_dim),
                                              prefix_keys, prefix_values, scale=scaling)  # fmt: skip
         shared_out = shared_out.view(kv_heads, batch, group * q_len, head_dim).transpose(0, 1)
