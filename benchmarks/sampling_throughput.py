@@ -1,17 +1,19 @@
 """Sampling throughput against this machine's matmul roofline, and against transformers' own samplers.
 
 In one run: the machine's matmul rate at the model's shapes (fp32 and bf16, `--batch-size` rows,
-every linear layer of one decoding step) and the roofline it implies (tokens/s if a step cost only
-its matmuls); then two workloads:
+the model's own linear maps of one decoding step) and the roofline it implies (tokens/s if a step
+cost only its matmuls); then two workloads:
 - solve: `train_prefix.txt` + a test puzzle + `def g(...):`, the first `--puzzles` test puzzles
-  (or, `--split validation`, of the validation instances of train problems: the base model solves a
+  (all 228 by default: with fewer, the batch runs part-empty much of the time, as the last rows drain;
+  or, `--split validation`, of the validation instances of train problems: the base model solves a
   few of them, none of the first 64 test puzzles, so they compare the verified rates of fp32 and bf16),
   `--samples` samples each, T=0.8, at most 150 new tokens, stopped at the dedent;
 - generate: puzzle-generation prompts (shuffles of the 155 train puzzles, ~1,800 tokens),
   `--gen-prompts` prompts, `--gen-samples` samples each, T=0.9, at most 200 new tokens.
 On each: naive `model.generate` per prompt (num_return_sequences, full budget) and transformers'
 continuous batching (`model.generate_batch`, `paged|sdpa`, full budget: it has no dedent stop),
-both on the first `--subset` prompts (they are slow); ours (`HFBackend`) in fp32 and in bf16 on all.
+both on the first `--subset` prompts (they are slow); ours (`HFBackend`) in fp32 and in bf16 on all,
+with how full its batch ran (rows per decoding step over `--batch-size`).
 Useful tokens are those of each completion cut at its first non-indented line; the fraction of
 the roofline compares generated tokens/s with the roofline of the run's dtype. On the solve
 workload every sampler's solutions also go through the real verifier (sandboxed), so the verified
@@ -19,7 +21,7 @@ rates of fp32 and bf16 can be compared (with their standard errors). The last li
 our best useful tokens/s to `generate_batch`'s on the solve workload.
 
     python benchmarks/sampling_throughput.py [--model HF_FOLDER]          # the issue's sizes
-    python benchmarks/sampling_throughput.py --puzzles 16 --gen-prompts 1 --subset 1   # ~25 min on 2 busy cores
+    python benchmarks/sampling_throughput.py --workloads solve --subset 2   # ~20 min on 2 idle cores
     python benchmarks/sampling_throughput.py --workloads solve --skip naive generate_batch --split validation --puzzles 109
         # verified rates of fp32 and bf16 samples on the same puzzles
 """
@@ -39,7 +41,7 @@ from selfteach import models, p3
 from selfteach import prompts as prompts_lib
 from selfteach.cuts import cut_at_dedent
 from selfteach.sampling.base import SamplingParams
-from selfteach.sampling.hf import HFBackend
+from selfteach.sampling.hf import DEFAULTS, HFBackend
 from selfteach.verify import verify_records
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,35 +59,29 @@ def embedded_model(out: Path = CACHED_MODEL) -> Path:
 # --- the roofline ---
 
 
-def linear_shapes(config) -> tuple[list[tuple[int, int]], tuple[int, int]]:
-    """(in, out) of one decoder layer's linear maps, and of the LM head (Llama-family models)."""
-    hidden, heads = config.hidden_size, config.num_attention_heads
-    head_dim = getattr(config, "head_dim", None) or hidden // heads
-    kv = (getattr(config, "num_key_value_heads", None) or heads) * head_dim
-    inner = config.intermediate_size
-    layer = [(hidden, heads * head_dim), (hidden, kv), (hidden, kv), (heads * head_dim, hidden)]
-    layer += [(hidden, inner), (hidden, inner), (inner, hidden)]
-    return layer, (hidden, config.vocab_size)
+def linear_maps(folder: Path, dtype: torch.dtype) -> list[torch.nn.Linear]:
+    """The model's own linear maps, in the order a forward uses them (the LM head last)."""
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+    return [module for module in model.modules() if isinstance(module, torch.nn.Linear)]
 
 
-def flops_per_token(config) -> float:
-    layer, head = linear_shapes(config)
-    return 2 * (config.num_hidden_layers * sum(a * b for a, b in layer) + head[0] * head[1])
+def flops_per_token(linears: list[torch.nn.Linear]) -> float:
+    return 2 * sum(linear.weight.numel() for linear in linears)
 
 
-def matmul_rate(config, rows: int, dtype: torch.dtype, seconds: float = 3.0) -> float:
-    """GFLOP/s of one decoding step's linear maps at `rows` tokens, timed as a whole step."""
+def matmul_rate(linears: list[torch.nn.Linear], rows: int, seconds: float = 3.0) -> float:
+    """GFLOP/s of one decoding step's linear maps at `rows` tokens, timed as a whole step.
+
+    The model's own weights, each read from memory once per step as in decoding: one layer's weights
+    reused for every layer stay in the CPU's cache, which overstated the rate by 20-35% (measured).
+    """
     generator = torch.Generator().manual_seed(0)
-    layer, head = linear_shapes(config)
-    weights = [torch.randn(b, a, generator=generator).to(dtype) for a, b in layer]
-    head_weight = torch.randn(head[1], head[0], generator=generator).to(dtype)
-    inputs = {a: torch.randn(rows, a, generator=generator).to(dtype) for a, _ in layer + [head]}
+    dtype = linears[0].weight.dtype
+    inputs = {n: torch.randn(rows, n, generator=generator).to(dtype) for n in {linear.in_features for linear in linears}}
 
     def step():
-        for _ in range(config.num_hidden_layers):
-            for weight in weights:
-                torch.nn.functional.linear(inputs[weight.shape[1]], weight)
-        torch.nn.functional.linear(inputs[head[0]], head_weight)
+        for linear in linears:
+            linear(inputs[linear.in_features])
 
     with torch.inference_mode():
         step()  # warm-up
@@ -94,7 +90,7 @@ def matmul_rate(config, rows: int, dtype: torch.dtype, seconds: float = 3.0) -> 
             step()
             steps += 1
         elapsed = time.perf_counter() - start
-    return steps * rows * flops_per_token(config) / elapsed / 1e9
+    return steps * rows * flops_per_token(linears) / elapsed / 1e9
 
 
 # --- the samplers: each returns (seconds, generated tokens, [completion per sample, prompt-major]) ---
@@ -145,12 +141,14 @@ def run_generate_batch(model, tokenizer, prompts, work) -> tuple[float, int, lis
     return seconds, generated, texts
 
 
-def run_ours(model, tokenizer, prompts, work, batch_size: int) -> tuple[float, int, list[str]]:
+def run_ours(model, tokenizer, prompts, work, batch_size: int) -> tuple[float, int, list[str], float]:
+    """Also: the batch's mean fill, rows per decoding step over `batch_size`."""
     backend = HFBackend.from_model(model, tokenizer, batch_size=batch_size)
     start = time.perf_counter()
     results = backend.generate(prompts, work)
     seconds = time.perf_counter() - start
-    return seconds, sum(c.tokens for samples in results for c in samples), [c.text for s in results for c in s]
+    fill = backend.steps["rows"] / backend.steps["steps"] / batch_size
+    return seconds, sum(c.tokens for samples in results for c in samples), [c.text for s in results for c in s], fill
 
 
 def verified(puzzles: list[str], texts: list[str], n: int) -> tuple[int, int]:
@@ -187,14 +185,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="HF folder (default: the embedded SmolLM2-135M, converted once)")
     parser.add_argument("--p3", type=Path, default=REPO.parent / "shared" / "data" / "p3")
-    parser.add_argument("--puzzles", type=int, default=64, help="solve workload: puzzles of --split")
+    parser.add_argument("--puzzles", type=int, default=228, help="solve workload: puzzles of --split (default: every test puzzle)")
     parser.add_argument("--split", choices=["test", "validation"], default="test",
                         help="solve workload: test puzzles, or the validation instances of train problems")
     parser.add_argument("--samples", type=int, default=8, help="solve workload: samples per puzzle")
     parser.add_argument("--gen-prompts", type=int, default=8, help="generate workload: prompts")
     parser.add_argument("--gen-samples", type=int, default=16, help="generate workload: samples per prompt")
     parser.add_argument("--subset", type=int, default=4, help="prompts the two transformers baselines sample")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help="our batch (default: sampling.batch_size's)")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["naive", "generate_batch"], help="baselines to leave out")
     parser.add_argument("--workloads", nargs="*", default=["solve", "generate"], choices=["solve", "generate"])
@@ -204,12 +202,13 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     folder = args.model or embedded_model()
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    config = AutoModelForCausalLM.from_pretrained(folder).config
-    print(f"{torch.get_num_threads()} torch threads; {flops_per_token(config) / 1e9:.3f} GFLOP per token (linear maps)")
     roofline = {}
     for name, dtype in DTYPES.items():
-        rate = matmul_rate(config, args.batch_size, dtype)
-        roofline[name] = rate * 1e9 / flops_per_token(config)
+        linears = linear_maps(folder, dtype)
+        if name == "fp32":
+            print(f"{torch.get_num_threads()} torch threads; {flops_per_token(linears) / 1e9:.3f} GFLOP per token (linear maps)")
+        rate = matmul_rate(linears, args.batch_size)
+        roofline[name] = rate * 1e9 / flops_per_token(linears)
         print(f"matmul {name} at {args.batch_size} rows: {rate:.1f} GFLOP/s -> roofline {roofline[name]:.0f} tokens/s")
 
     samplers = [("naive generate", "fp32", True), ("generate_batch", "fp32", True), ("ours", "fp32", False), ("ours", "bf16", False)]
@@ -226,17 +225,20 @@ def main() -> None:
             chosen = prompts[: args.subset] if subset else prompts
             attention = {"attn_implementation": "paged|sdpa"} if sampler == "generate_batch" else {}
             model = AutoModelForCausalLM.from_pretrained(folder, dtype=DTYPES[dtype_name], **attention).eval()
+            fill = None
             if sampler == "naive generate":
                 seconds, generated, texts = run_naive(model, tokenizer, chosen, work)
             elif sampler == "generate_batch":
                 seconds, generated, texts = run_generate_batch(model, tokenizer, chosen, work)
             else:
-                seconds, generated, texts = run_ours(model, tokenizer, chosen, work, args.batch_size)
+                seconds, generated, texts, fill = run_ours(model, tokenizer, chosen, work, args.batch_size)
             texts = [cut_at_dedent(text)[0] for text in texts]
             useful = sum(len(tokenizer(text, add_special_tokens=False).input_ids) for text in texts)
             useful_rates[work_name, f"{sampler} {dtype_name}"] = useful / seconds
             line = (f"  {sampler} {dtype_name} ({len(chosen)} prompts): {seconds:.1f} s, {useful / seconds:.1f} useful tokens/s, "
                     f"{generated / seconds:.1f} generated tokens/s, {generated / seconds / roofline[dtype_name]:.1%} of roofline")
+            if fill is not None:
+                line += f", batch {fill:.0%} full"
             if puzzles is not None:
                 ok, total = verified(puzzles, texts, work.n)
                 rate = ok / total

@@ -168,17 +168,23 @@ def test_rows_that_join_a_running_batch_decode_like_plain_generate(sharp_model_d
 
 
 @pytest.mark.parametrize("q_len", [1, 5])  # decoding, encoding
+@pytest.mark.parametrize("with_prompts", [True, False])
 @pytest.mark.parametrize("with_prefix", [True, False])
-def test_fused_attention_equals_plain_attention_and_full_softmax(q_len, with_prefix):
-    """The CPU kernel path and the plain path (CUDA's) both equal softmax attention over the prefix
-    followed by each row's visible own keys, with grouped-query heads and rows of different lengths."""
-    from selfteach.sampling.prefix_attention import fused_attention, plain_attention
+def test_attention_in_parts_equals_full_softmax_on_both_paths(q_len, with_prompts, with_prefix):
+    """The CPU kernel path and the plain path (CUDA's) both equal softmax attention over the prefix,
+    the row's prompt (held once per group of rows, groups of different lengths, one without rows),
+    then each row's visible own keys, with grouped-query heads and rows of different lengths."""
+    from selfteach.sampling.prefix_attention import SharedKeys, attention, flash_part, plain_part
 
     generator = torch.Generator().manual_seed(0)
     batch, q_heads, kv_heads, own, prefix_len, dim = 3, 6, 2, 9, 4, 8
     query = torch.randn(batch, q_heads, q_len, dim, generator=generator)
     key, value = (torch.randn(batch, kv_heads, own, dim, generator=generator) for _ in range(2))
     prefix = tuple(torch.randn(1, kv_heads, prefix_len, dim, generator=generator) for _ in range(2))
+    prompts = tuple(torch.randn(3, kv_heads, 5, dim, generator=generator) for _ in range(2))
+    groups, prompt_lengths = [[0, 2], [], [1]], [5, 2, 3]  # rows 0 and 2 share prompt 0; prompt 1 has no rows
+    parts = [SharedKeys.for_every_row([prefix], batch)] if with_prefix else []
+    parts += [SharedKeys.for_groups([prompts], groups, batch, prompt_lengths)] if with_prompts else []
     lengths = [9, 6, 7]  # own tokens per row, the last q_len of them the queries
     positions = torch.arange(own)
     visible = torch.stack([
@@ -187,16 +193,19 @@ def test_fused_attention_equals_plain_attention_and_full_softmax(q_len, with_pre
     ])[:, None]  # (B, 1, q, S): causal within each row's own length
     expected = torch.empty(batch, q_len, q_heads, dim)
     for b in range(batch):
+        prompt = next(g for g, members in enumerate(groups) if b in members)
         for h in range(q_heads):
             kv = h // (q_heads // kv_heads)
-            keys, values = key[b, kv], value[b, kv]
-            if with_prefix:
-                keys, values = torch.cat([prefix[0][0, kv], keys]), torch.cat([prefix[1][0, kv], values])
-            seen = torch.cat([torch.ones(q_len, prefix_len if with_prefix else 0, dtype=torch.bool), visible[b, 0]], 1)
+            seen_parts = [(prefix[0][0, kv], prefix[1][0, kv])] if with_prefix else []
+            if with_prompts:
+                seen_parts.append(tuple(part[prompt, kv, : prompt_lengths[prompt]] for part in prompts))
+            seen_parts.append((key[b, kv], value[b, kv]))
+            keys, values = (torch.cat(part) for part in zip(*seen_parts))
+            seen = torch.cat([torch.ones(q_len, keys.shape[0] - own, dtype=torch.bool), visible[b, 0]], 1)
             scores = (query[b, h] @ keys.T / dim**0.5).masked_fill(~seen, float("-inf"))
             expected[b, :, h] = scores.softmax(-1) @ values
-    for attend in (fused_attention, plain_attention):
-        out = attend(query, key, value, visible, dim**-0.5, prefix if with_prefix else None)
+    for attend in (flash_part, plain_part):
+        out = attention(attend, query, key, value, visible, dim**-0.5, parts, 0)
         torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
 
 
@@ -252,26 +261,24 @@ def test_slot_cache_grows_and_shrinks_in_blocks_keeping_rows():
     assert full.layers[0].keys[0, 0, :, 0].tolist() == long[0, 0, -4:, 0].tolist()
 
 
-def test_prompt_by_prompt_when_prompts_share_little_and_have_several_samples(backend, monkeypatch):
-    # SmolLM2-135M's sizes: 540 MB of fp32 weights, 46 kB of keys/values per token
-    monkeypatch.setattr(backend, "_weight_bytes", 538_000_000)
-    monkeypatch.setattr(backend, "_kv_bytes_per_token", 46_080)
-    monkeypatch.setattr(backend, "batch_size", 64)
-    generation = [[k] * 1848 for k in range(2)]  # two shuffles of the train puzzles, 16 puzzles each
-    solving = [[7] * 295 + [k] * 127 for k in range(8)]  # the few-shot prefix, then a puzzle, 8 solutions each
-    assert backend._prompt_by_prompt(generation, 16)
-    assert not backend._prompt_by_prompt(solving, 8)
-    assert not backend._prompt_by_prompt(generation, 1)
+def test_prompts_sharing_no_prefix_are_held_once_for_their_rows_and_decode_like_plain_generate(
+    backend, sharp_model_dir, monkeypatch
+):
+    """Each prompt's keys/values are held once, attended by all its rows (here with no shared prefix)."""
+    held = []
+    step = hf.Batch.step
 
+    def spy(batch, tokens):
+        held.append((len(batch.prompt_in_slot), len(batch.rows)))
+        return step(batch, tokens)
 
-def test_prompt_by_prompt_sampling_matches_plain_greedy_generate(backend, sharp_model_dir, monkeypatch):
-    monkeypatch.setattr(backend, "_prompt_by_prompt", lambda encoded, n: True)
+    monkeypatch.setattr(hf.Batch, "step", spy)
     prompts = [SHARED + "def f(s: str):\n    return s == 'a'\n\ndef g():", "def f(x: int):\n    return x > 3\n\ndef g():"]
-    ours = backend.generate(prompts, SamplingParams(n=2, temperature=0, max_new_tokens=10, stop=None))
+    ours = backend.generate(prompts, SamplingParams(n=3, temperature=0, max_new_tokens=10, stop=None))
+    assert backend._prefix_tokens == () and held[0] == (2, 6)
     tokenizer, continuations = plain_greedy(sharp_model_dir, prompts, 10)
     for continuation, samples in zip(continuations, ours):
-        expected = tokenizer.decode(continuation, skip_special_tokens=True)
-        assert [c.text for c in samples] == [expected, expected]
+        assert [c.text for c in samples] == [tokenizer.decode(continuation, skip_special_tokens=True)] * 3
 
 
 def test_prefill_in_length_groups_equals_one_padded_batch(backend, monkeypatch):
@@ -280,7 +287,7 @@ def test_prefill_in_length_groups_equals_one_padded_batch(backend, monkeypatch):
     rests = [list(range(5, 5 + n)) for n in (3, 17, 9, 1, 16)]
     monkeypatch.setattr(hf, "PREFILL_TOKENS", 34)  # groups {1, 3, 9}, {16, 17}
     with torch.inference_mode():
-        whole_logits, whole = backend._forward_prompts(rests, backend._prefix_kv, offset)
+        whole_logits, whole = backend._forward_prompts(rests, offset)
         logits, places = backend._prefill(rests, offset)
     assert len({id(cache) for cache, _ in places}) == 2
     torch.testing.assert_close(logits, whole_logits, rtol=1e-4, atol=1e-5)

@@ -3,62 +3,50 @@
 Terms (as in `prefix_attention`): a *row* is one sequence being sampled, one sample of one prompt;
 a *slot* is a row's place in the batch's tensors.
 
-Where the time goes (cProfile and torch.profiler of `generate` on 64 test puzzles x 8 samples,
-SmolLM2-135M, batch 64, this project's idle 2-core AMD EPYC with AVX512-BF16;
-benchmarks/sampling_throughput.py measures the rates). Earlier: fp32, one thread, busy machine, 210.6 s for
-1,912 tokens of 8 puzzles: linear maps 49%, attention 26%, re-laying rows' caches 8%. Then, bf16 with
-threads waiting passively: 104 generated tokens/s; a step at 64 rows cost ~3x its matmuls: every small
-op paid a thread wake-up (exp of 221k floats 1.1 ms instead of 0.14), bf16 matmul copied the strided
-slice of every row's keys and values (a fifth of each step), 30% of the prompts' tokens were encoded
-twice (a prompt's rows split across two joins) and the shared prefix was cut to 256 of its 295 tokens.
-Then 226 tokens/s in bf16 (123 in fp32): linear maps 40% of the time, attention 25% (matmuls 18%, exp
-5%), encoding prompts 13%, picking tokens 6%. Now (session 8, timers around each part, bf16, on a
-machine whose bf16 matmul ran 264-315 GFLOP/s): a decoding step at 64 rows costs 133 ms, of which
-the linear maps 65 ms (at the machine's matmul rate: nothing left to gain there), attention ~45 ms
-(its matmuls over 192 tiny matrices, then a pass per elementwise op over the float32 scores),
-small ops ~20 ms; picking the tokens cost 25 ms more (float64 softmax and cumsum over 49k logits; now
-float32, 4 ms). Over the whole solve workload: steps 79%, encoding prompts 16% (at the matmul rate),
-picking 4%, the rest (moving rows, decoding text, the dedent rule) 2%; the batch holds 46 rows on
-average (it drains at the end). Generating puzzles (4 prompts of ~1,800 tokens x 16), encoding the
-prompts took 33 s of 83 until they went through the fused attention kernel (`prefix_attention`): 11 s of 54.
-Then the rows' own keys went through the fused kernel too (decoding folds a kv head's query heads
-into its query rows): attention per layer 1.2-1.5x faster, the solve workload in bf16 262 -> 310
-useful tokens/s. A bf16 step (64 rows, own keys padded to 320 columns, on an idle 2-core Xeon with
-AMX whose bf16 matmul runs ~500 GFLOP/s) now costs ~150 ms: attention 44%, linear maps 30%; in fp32,
-~230 ms: linear maps 47% (at the matmul rate), attention 38%. Attention is bound by the bytes of the
-rows' own keys/values (fp32: 46 KB per token of a row, ~0.9 GB per step), and 56% of the columns it
-reads are padding (the longest row in use sets every row's width); attending in chunks of 8 slots,
-each to its own longest row, would read a third less (measured on the solve workload, not done).
-Measured and left out: batches of 128 or 256 rows (slower: a step's cost grows with its rows, and
-picking over twice the logits costs more than twice); a prompt's keys/values held once for all its
-rows (a third attention part): fewer bytes read, but as many scores as before and more operations,
-so each step got slower (141-169 ms against 132-148 on the same work).
+Where the time goes (cProfile, torch.profiler and timers around each part of `generate` on the solve
+workload, SmolLM2-135M; benchmarks/sampling_throughput.py measures the rates). Earlier, in turn:
+fp32, one thread: linear maps 49%, attention 26%, re-laying rows' caches 8%. bf16 with threads
+waiting passively: every small op paid a thread wake-up (exp of 221k floats 1.1 ms instead of 0.14),
+bf16 matmul copied the strided slice of every row's keys and values (a fifth of each step), 30% of
+the prompts' tokens were encoded twice (a prompt's rows split across two joins). Picking tokens in
+float64 cost 25 ms a step (float32: 4 ms). Encoding 1,800-token prompts in plain attention: 33 s of
+83 (fused kernel: 11 s of 54). Then the rows' own keys went through the fused kernel (a kv head's
+query heads folded into its query rows): the solve workload in bf16 262 -> 310 useful tokens/s.
+Then (idle 2-core Xeon with AMX, 64 rows): a fp32 step cost ~225 ms, linear maps 42% and attention
+38%. Attention was bound by bytes: each row held its whole prompt after the shared prefix (~130
+tokens of a test puzzle, 46 KB of fp32 keys/values per token and row) plus its generated tokens, and
+half of the columns read were padding (the longest row in use sets every row's width); a step's
+keys/values (~1 GB) do not fit in any cache. Now each prompt is held once for its rows: the same
+steps cost ~177 ms, attention halved (85 -> 42 ms). Measured and left out: attending in chunks of 8
+slots, each to its own longest row (measured before prompts were held once: a third fewer bytes;
+rows join and leave in no order, so chunks stay mixed). Batches of 128
+rows, slower before (each row read its whole prompt), are now faster than 64 on a workload that
+keeps them full (fp32 1.17x, bf16 1.25x on 228 test puzzles x 8): `sampling.batch_size` is 128.
+Over that workload (fp32): decoding steps ~80%, encoding prompts ~13% (at the matmul rate), picking
+tokens 4%, the rest (moving rows, decoding text, the dedent rule) ~3%.
 What this module does about it:
 - The linear maps: bf16 runs them ~2.3x faster where the CPU computes bf16 natively (AVX512-BF16,
   AMX) or on CUDA with bf16: `sampling.dtype: auto` (the default) picks it there.
-- Attention reads each row's own keys/values and the shared prefix at every step. The prompts of
-  one call share a long start (the few-shot prefix): its keys/values are computed once, kept for
-  later calls with the same start, and attended by every row without being copied
-  (`prefix_attention`). bf16 halves the bytes read.
-- Rows joining and leaving: each row has a fixed slot in one cache, left-aligned with its own
-  length, so a joining row is written into its slot and a finished row's slot gets the last row
-  (`Batch`); nothing else is copied, and finished rows leave at once. The cache holds whole blocks
-  sized to the longest row in use (`SlotCache.fit`), so attention multiplies contiguous tensors.
-- Rows are taken longest prompt first, so rows decoded together have similar lengths and little
-  of each step's keys is padding.
+- Keys/values shared by several rows are held once and attended by all of them without copies
+  (`prefix_attention.SharedKeys`): the start all prompts of a call share (the few-shot prefix),
+  computed once and kept for later calls with the same start; and each prompt's tokens after it,
+  encoded once per prompt and attended by that prompt's rows. A row holds only the tokens it
+  generated. bf16 halves the bytes read.
+- Rows joining and leaving: each row has a fixed slot, left-aligned with its own length, so a
+  finished row's slot gets the last row (`Batch`, `SlotCache.keep`); nothing else is copied, and
+  finished rows leave at once. The cache holds whole blocks sized to the longest row in use
+  (`SlotCache.fit`), so attention multiplies contiguous tensors. A prompt keeps its slot until its
+  last row is done.
+- Rows are taken longest prompt first, so prompts decoded together have similar lengths (little
+  of their keys is padding) and a prompt's rows join together. Prompts are encoded in groups of
+  similar length, so little is spent on padding (test puzzles run from 20 to 450 tokens).
 - Threads: OpenMP's default wait (spin briefly, then sleep) made each bf16 step 1.4-1.6x faster than
   passive waiting on an idle machine. On cores shared with other jobs, spinning threads slow each
   other down (a matmul ~10x slower, measured on a machine shared by four jobs): set
   OMP_WAIT_POLICY=PASSIVE in the environment there.
-- Prompts that share little (puzzle generation: each prompt is its own shuffle of 1,800 tokens)
-  but get several samples each are sampled one prompt at a time, so that each prompt is the
-  shared prefix of its own rows, when that reads fewer bytes per generated token than copying
-  it to every row (`_prompt_by_prompt`).
-- The rest of each prompt (the puzzle, `def g(...):`) is encoded once per prompt, then its
-  keys/values are copied to that prompt's `n` rows, also when they join in two steps. Prompts are encoded in groups of similar
-  length, so little is spent on padding (test puzzles run from 20 to 450 tokens).
 - A row stops as soon as its text is finished (the dedent rule, or EOS) and leaves the batch;
-  once a quarter of the batch is free, waiting rows join (continuous batching).
+  once a sixteenth of the batch is free, waiting rows join (continuous batching; a quarter kept
+  the batch of 128 at 97 rows on average, a sixteenth at 104: 2% more tokens/s).
 - Each row draws its random numbers up front from its own generator, seeded by (seed, key,
   sample index), so results do not depend on the order of the rows or the batch size (up to
   floating-point differences between batch shapes).
@@ -75,10 +63,10 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from selfteach import config
 from selfteach.cuts import cut_at_dedent
 from selfteach.sampling.base import Completion, SamplingParams, finish, prompt_keys, row_seed
-from selfteach.sampling.prefix_attention import ATTENTION_NAME, SlotCache
+from selfteach.sampling.prefix_attention import ATTENTION_NAME, SharedKeys, SlotCache
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-JOIN_FRACTION = 0.25  # waiting rows join once this share of the batch is free (each join encodes prompts)
+JOIN_FRACTION = 1 / 16  # waiting rows join once this share of the batch is free (each join encodes prompts)
 PREFIX_BLOCK = 16  # the shared prefix is cached in whole blocks of this many tokens
 DEFAULTS = config.defaults("sampling")  # the schema is the one home of every default
 PREFILL_TOKENS = 2048  # padded tokens per forward when encoding prompts: bounds work and memory
@@ -138,7 +126,7 @@ class HFBackend:
         self._setup(loaded, tokenizer, batch_size)
 
     @classmethod
-    def from_model(cls, model, tokenizer, *, batch_size: int = 64) -> "HFBackend":
+    def from_model(cls, model, tokenizer, *, batch_size: int = DEFAULTS["batch_size"]) -> "HFBackend":
         """Wrap a loaded model; it switches to our attention, so do not share it with `generate` users."""
         backend = cls.__new__(cls)
         backend._setup(model, tokenizer, batch_size)
@@ -156,11 +144,7 @@ class HFBackend:
         eos = set(eos if isinstance(eos, list) else [eos]) | {tokenizer.eos_token_id}
         self.eos_ids = torch.tensor(sorted(i for i in eos if i is not None), device=self.device)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0  # pads are masked anyway
-        config = model.config
-        head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-        kv_heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
-        self._weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
-        self._kv_bytes_per_token = 2 * config.num_hidden_layers * kv_heads * head_dim * model.dtype.itemsize
+        self.steps = Counter()  # decoding steps taken ("steps") and the rows they decoded ("rows")
         self._prefix_tokens: tuple[int, ...] = ()
         self._prefix_kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
 
@@ -182,30 +166,11 @@ class HFBackend:
                     f"prompt {key!r}: {len(ids)} tokens + {params.max_new_tokens} new exceed "
                     f"the model's context of {self.max_context}"
                 )
-        groups = [[i] for i in range(len(prompts))] if self._prompt_by_prompt(encoded, params.n) else [range(len(prompts))]
-        results: list[list[Completion | None]] = [[None] * params.n for _ in prompts]
         with torch.inference_mode():
-            for group in groups:
-                prefix_length = self._encode_shared_prefix([encoded[i] for i in group])
-                rows = [(i, j) for i in group for j in range(params.n)]
-                for (i, j), completion in zip(rows, self._sample_rows(encoded, keys, rows, prefix_length, params)):
-                    results[i][j] = completion
-        return results
-
-    def _prompt_by_prompt(self, encoded: list[list[int]], n: int) -> bool:
-        """Whether sampling prompt by prompt reads fewer bytes per generated token than all at once.
-
-        A decoding step reads the weights once for all its rows, and each row's own keys/values.
-        All at once, a batch of up to `batch_size` rows shares the weights but every row carries its
-        prompt beyond the common start; prompt by prompt, only `n` rows share the weights but the
-        prompt is their shared prefix, read once per step.
-        """
-        if n == 1 or len(encoded) == 1:
-            return False
-        own = sum(len(ids) for ids in encoded) / len(encoded) - shared_start(encoded)
-        together = self._weight_bytes / min(self.batch_size, n * len(encoded)) + own * self._kv_bytes_per_token
-        apart = self._weight_bytes / min(self.batch_size, n) + PREFIX_BLOCK * self._kv_bytes_per_token
-        return apart < together
+            prefix_length = self._encode_shared_prefix(encoded)
+            rows = [(i, j) for i in range(len(prompts)) for j in range(params.n)]
+            completions = self._sample_rows(encoded, keys, rows, prefix_length, params)
+        return [completions[i * params.n : (i + 1) * params.n] for i in range(len(prompts))]
 
     # --- the shared prefix ---
 
@@ -224,13 +189,17 @@ class HFBackend:
         if target != self._prefix_tokens:
             kv = None
             if length:
-                kv = self._forward_prompts([list(target)], None, 0)[1].key_values()
+                kv = self._forward_prompts([list(target)], 0)[1].key_values()
             self._prefix_tokens, self._prefix_kv = target, kv
         return length
 
-    def _forward_prompts(self, prompts: list[list[int]], shared, offset: int):
-        """Encode left-padded prompts after the shared prefix: last-position logits, and a cache with
-        one slot per prompt whose last `len(prompt)` tokens are the prompt's."""
+    def _shared_prefix(self, rows: int) -> list[SharedKeys]:
+        """The shared prefix as a part every one of `rows` rows attends (none when it is empty)."""
+        return [] if self._prefix_kv is None else [SharedKeys.for_every_row(self._prefix_kv, rows)]
+
+    def _forward_prompts(self, prompts: list[list[int]], offset: int):
+        """Encode left-padded prompts after the shared prefix (`offset` tokens, attended where cached):
+        last-position logits, and a cache with one slot per prompt whose last `len(prompt)` tokens are the prompt's."""
         width = max(len(ids) for ids in prompts)
         input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
         real = torch.zeros((len(prompts), width), dtype=torch.bool)
@@ -249,7 +218,7 @@ class HFBackend:
             position_ids=positions.to(self.device),
             cache=cache,
             use_cache=True,
-            shared_prefix=shared,
+            shared_keys=self._shared_prefix(len(prompts)) if offset else [],
             logits_to_keep=1,
         )
         cache.advance(width)
@@ -272,7 +241,7 @@ class HFBackend:
         groups.append(group)
         logits, places = None, [None] * len(rests)
         for group in groups:
-            part_logits, cache = self._forward_prompts([rests[i] for i in group], self._prefix_kv, offset)
+            part_logits, cache = self._forward_prompts([rests[i] for i in group], offset)
             if logits is None:
                 logits = part_logits.new_empty(len(rests), part_logits.shape[-1])
             logits[torch.tensor(group, device=self.device)] = part_logits
@@ -283,10 +252,10 @@ class HFBackend:
     def _sample_rows(self, encoded, keys, rows, prefix_length: int, params: SamplingParams) -> list[Completion]:
         """Sample every row (prompt, sample) to its end, at most `batch_size` at a time; completions in order."""
         uniforms = self._row_uniforms(keys, rows, params)
-        max_tokens = max(len(encoded[i]) for i, _ in rows) - prefix_length + params.max_new_tokens
-        batch = Batch(self, encoded, rows, prefix_length, max_tokens=max_tokens)
-        # longest prompts first: rows decoded together have similar lengths, so little of the
-        # cache's width (its longest row) is padding that every step reads
+        batch = Batch(self, encoded, rows, prefix_length, params.max_new_tokens)
+        # longest prompts first: prompts decoded together have similar lengths, so little of their
+        # keys' width (the longest prompt in use) is padding that every step reads; a prompt's rows
+        # stay together, so they join in one step (at most one prompt is split between joins)
         waiting = deque(sorted(range(len(rows)), key=lambda r: -len(encoded[rows[r][0]])))
         tokens: list[list[int]] = [[] for _ in rows]
         done: dict[int, Completion] = {}
@@ -306,6 +275,7 @@ class HFBackend:
             order = batch.compact([slot for slot, row in enumerate(batch.rows) if row not in done])
             if batch.rows:
                 batch.step(picked[order])
+                self.steps.update(steps=1, rows=len(batch.rows))
         return [done[row] for row in range(len(rows))]
 
     def _row_uniforms(self, keys, rows, params: SamplingParams) -> torch.Tensor | None:
@@ -325,7 +295,8 @@ class HFBackend:
         The weights are unnormalised (`exp(score - max)`) and the CDF is their running sum, in
         float32: PyTorch's CPU cumsum accumulates float32 in float64, so each token's interval is
         exact to ~1e-7 of the total, and the pick costs a sixth of a float64 softmax and cumsum
-        (4 ms against 25 ms for 64 rows of 49k logits, measured here).
+        (4 ms against 25 ms for 64 rows of 49k logits, measured here). The passes over the scores
+        work in place, which made the pick 5x faster again (64 rows: 12 -> 2.4 ms; 128: 26 -> 4.7).
         """
         if uniform is None:
             return logits.argmax(-1)
@@ -335,85 +306,95 @@ class HFBackend:
             scores, order = scores.topk(min(params.top_k, scores.shape[-1]), dim=-1)  # sorted, largest first
         elif params.top_p < 1:
             scores, order = scores.sort(dim=-1, descending=True)
-        weights = torch.exp(scores - scores.amax(-1, keepdim=True))
-        cdf = weights.cumsum(-1)
+        weights = scores.sub_(scores.amax(-1, keepdim=True)).exp_()
         if params.top_p < 1:  # keep the smallest head of the sorted list whose mass reaches top_p
-            weights = weights.masked_fill(cdf - weights >= params.top_p * cdf[:, -1:], 0)
             cdf = weights.cumsum(-1)
+            cdf = weights.masked_fill_(cdf - weights >= params.top_p * cdf[:, -1:], 0).cumsum_(-1)
+        else:
+            cdf = weights.cumsum_(-1)
         choice = torch.searchsorted(cdf, (uniform.to(cdf.dtype) * cdf[:, -1])[:, None], right=True)
         choice = choice.clamp(max=cdf.shape[-1] - 1)
         return (choice if order is None else order.gather(-1, choice)).squeeze(-1)
 
 
 class Batch:
-    """The rows decoded together: row `rows[s]` holds slot `s` of one `SlotCache`, slots `0..len(rows)-1`.
+    """The rows decoded together: row `rows[s]` holds slot `s` of `cache` (the tokens it generated);
+    its prompt after the shared prefix is held once for all the prompt's rows, in a slot of `prompts`.
 
     `logits` and `positions` hold each slot's next-token logits and the position its next token takes.
-    Three operations change it: `join` (encode waiting rows' prompts into new slots), `compact`
-    (finished rows leave, the last rows move into their slots) and `step` (feed every slot a token).
+    Three operations change it: `join` (encode waiting rows' prompts, give the rows new slots),
+    `compact` (finished rows leave, the last rows move into their slots; a prompt whose rows are
+    all done leaves too) and `step` (feed every slot a token).
     """
 
     def __init__(self, backend: HFBackend, encoded: list[list[int]], all_rows: list[tuple[int, int]],
-                 prefix_length: int, max_tokens: int):
+                 prefix_length: int, max_new_tokens: int):
         self.backend, self.encoded, self.all_rows, self.prefix_length = backend, encoded, all_rows, prefix_length
         slots = min(backend.batch_size, len(all_rows))
-        self.cache = SlotCache(backend.model.config.num_hidden_layers, slots, max_tokens, backend.device)
+        layers = backend.model.config.num_hidden_layers
+        self.cache = SlotCache(layers, slots, max_new_tokens, backend.device)
+        # a prompt keeps its slot while it has rows decoding or waiting: one more than the rows, as the
+        # rows of one prompt (the last to join) may be split between the batch and the queue
+        rest = max(len(encoded[i]) for i, _ in all_rows) - prefix_length
+        self.prompts = SlotCache(layers, slots + 1, rest, backend.device)
+        self.prompt_in_slot: list[int] = []  # prompt of each slot of `prompts`
         self.rows: list[int] = []  # indexes into all_rows
         self.logits = self.positions = None
-        self.unjoined = Counter(i for i, _ in all_rows)  # rows of each prompt not yet joined
-        self.encoded_rests: dict[int, tuple] = {}  # prompt -> (logits, cache, slot) until its last row joins
+        self.pending = Counter(i for i, _ in all_rows)  # rows of each prompt not yet finished
+        self.first_logits: dict[int, torch.Tensor] = {}  # prompt -> logits after it, while it has a slot
 
     def join(self, new_rows: list[int]) -> None:
-        """Encode the prompts of `new_rows` after the shared prefix, once per prompt, into the next slots.
-
-        A prompt whose rows join in two calls is encoded once: its keys/values wait for its last row.
-        """
-        prompts = list(dict.fromkeys(self.all_rows[r][0] for r in new_rows))
-        fresh = [i for i in prompts if i not in self.encoded_rests]
+        """Encode the prompts of `new_rows` after the shared prefix, once per prompt, each into a slot of
+        `prompts` where it stays until its last row is done; the rows take the next slots, empty."""
+        fresh = [i for i in dict.fromkeys(self.all_rows[r][0] for r in new_rows) if i not in self.first_logits]
         if fresh:
             logits, places = self.backend._prefill([self.encoded[i][self.prefix_length :] for i in fresh], self.prefix_length)
             for number, i in enumerate(fresh):
-                self.encoded_rests[i] = (logits[number], *places[number])
+                cache, slot = places[number]
+                self.prompts.copy(cache, slot, len(self.encoded[i]) - self.prefix_length, [len(self.prompt_in_slot)])
+                self.prompt_in_slot.append(i)
+                self.first_logits[i] = logits[number]
         first = len(self.rows)
-        for i in prompts:
-            slots = [first + k for k, r in enumerate(new_rows) if self.all_rows[r][0] == i]
-            _, source, source_slot = self.encoded_rests[i]
-            self.cache.copy(source, source_slot, len(self.encoded[i]) - self.prefix_length, slots)
-        logits = torch.stack([self.encoded_rests[self.all_rows[r][0]][0] for r in new_rows])
+        self.cache.empty(list(range(first, first + len(new_rows))))
+        logits = torch.stack([self.first_logits[self.all_rows[r][0]] for r in new_rows])
         positions = torch.tensor([len(self.encoded[self.all_rows[r][0]]) for r in new_rows], device=self.backend.device)
-        for r in new_rows:
-            i = self.all_rows[r][0]
-            self.unjoined[i] -= 1
-            if not self.unjoined[i]:
-                del self.encoded_rests[i]
         self.rows += new_rows
         self.logits = logits if first == 0 else torch.cat([self.logits, logits])
         self.positions = positions if first == 0 else torch.cat([self.positions, positions])
 
     def compact(self, kept: list[int]) -> torch.Tensor:
-        """Keep only the slots `kept` (in order): each freed slot below the new size gets one of the
-        last kept rows, so only those rows' keys/values move. Returns each new slot's old slot."""
-        size, staying = len(kept), set(kept)
-        order = list(range(size))
-        movers = (old for old in reversed(kept) if old >= size)
-        for hole, old in zip((slot for slot in range(size) if slot not in staying), movers):
-            self.cache.copy(self.cache, old, self.cache.lengths[old], [hole])
-            order[hole] = old
+        """Keep only the slots `kept` (in order), moving as few rows as `SlotCache.keep` does; a prompt
+        whose rows are all done gives up its slot alike. Returns each new slot's old slot."""
+        staying = set(kept)
+        for slot, row in enumerate(self.rows):
+            if slot not in staying:
+                self.pending[self.all_rows[row][0]] -= 1
+        order = self.cache.keep(kept)
         self.rows = [self.rows[old] for old in order]
         order = torch.tensor(order, dtype=torch.long, device=self.backend.device)
         self.logits, self.positions = self.logits[order], self.positions[order]
+        if any(not self.pending[i] for i in self.prompt_in_slot):
+            for i in self.prompt_in_slot:
+                if not self.pending[i]:
+                    del self.first_logits[i]
+            live = [slot for slot, i in enumerate(self.prompt_in_slot) if self.pending[i]]
+            self.prompt_in_slot = [self.prompt_in_slot[old] for old in self.prompts.keep(live)]
         return order
 
     def step(self, tokens: torch.Tensor) -> None:
         """Feed each slot its token (in slot order): the next logits of every slot."""
         visible = self.cache.begin(len(self.rows), 1)
+        slot_of_prompt = {i: slot for slot, i in enumerate(self.prompt_in_slot)}
+        groups: list[list[int]] = [[] for _ in self.prompt_in_slot]
+        for slot, row in enumerate(self.rows):
+            groups[slot_of_prompt[self.all_rows[row][0]]].append(slot)
         output = self.backend.model(
             input_ids=tokens[:, None],
             attention_mask=visible[:, None, None, :],
             position_ids=self.positions[:, None],
             cache=self.cache,
             use_cache=True,
-            shared_prefix=self.backend._prefix_kv,
+            shared_keys=self.backend._shared_prefix(len(self.rows)) + [self.prompts.shared(groups, len(self.rows))],
         )
         self.cache.advance(1)
         self.logits, self.positions = output.logits[:, -1], self.positions + 1

@@ -1,4 +1,4 @@
-"""Attention over a prefix shared by every row of a batch, and the rows' own cache in fixed slots.
+"""Attention over keys/values that groups of rows share, and the rows' own cache in fixed slots.
 
 This is the one module that reaches into transformers' internals (the attention registry, the
 cache classes); the rest of the sampler uses the model only through its forward call.
@@ -8,33 +8,76 @@ in the batch's tensors (dimension 0).
 Sampling 64 completions of prompts that all start with the same few-shot prefix would normally
 copy the prefix's keys/values 64 times and read all 64 copies at every decoding step (measured
 here: a decoding step at batch 64 took 1.6 s after a 600-token prefix against 0.33 s after a
-50-token one). Instead each layer keeps two parts:
+50-token one); likewise a prompt's own tokens copied to each of its samples. Decoding reads
+mostly these bytes, so each layer keeps its keys/values in parts, each held once:
 
-- the shared prefix, batch 1: `(1, kv_heads, P, head_dim)`, attended by every query without a mask;
-- the rows' own keys (the rest of each prompt and the generated tokens), `(B, kv_heads, S, head_dim)`,
-  under a boolean mask `(B, 1, q, S)` (True = visible) that handles causality, padding and rows
-  of different lengths.
+- the rows' own keys, `(B, kv_heads, S, head_dim)`, under a boolean mask `(B, 1, q, S)` (True =
+  visible) that handles causality, padding and rows of different lengths;
+- any number of `SharedKeys`: keys/values `(groups, kv_heads, L, head_dim)` of which group g is
+  attended by its member rows alike (the shared prefix: one group of every row; each prompt's
+  tokens after it: a group per prompt, of that prompt's rows).
 
-Both parts are combined exactly (by the softmax's running max, or by each part's log-sum-exp), so
-the result equals plain attention over prefix + own keys. The prefix is read once per step whatever
-the batch size. On CPU both parts go through PyTorch's fused flash-attention kernel
-(`fused_attention`); elsewhere through plain tensor operations (`plain_attention`).
+A shared part's member rows are folded into query rows of one matrix per group and kv head, so
+nothing is copied per row; the parts are combined exactly by their log-sum-exps, so the result
+equals plain attention over all of a row's keys. On CPU each part goes through PyTorch's fused
+flash-attention kernel (`flash_part`); elsewhere through plain tensor operations (`plain_part`).
 The function is registered with transformers' `AttentionInterface` under `ATTENTION_NAME`;
-transformers then hands our own 4D mask through untouched. Callers pass the prefix as the model
-keyword `shared_prefix` (a list of `(keys, values)` per layer, or None).
+transformers then hands our own 4D mask through untouched. Callers pass the shared parts as the
+model keyword `shared_keys` (a list of `SharedKeys`).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from transformers import AttentionInterface
 from transformers.cache_utils import Cache, DynamicLayer
 
-ATTENTION_NAME = "selfteach_shared_prefix"
+ATTENTION_NAME = "selfteach_shared_keys"
 CACHE_BLOCK = 32  # the slot cache grows and shrinks in blocks of this many tokens per slot
 
 
-def shared_prefix_attention(
+@dataclass(frozen=True)
+class SharedKeys:
+    """Keys/values that groups of rows attend alike: per layer `(groups, kv_heads, L, head_dim)`.
+
+    `members` `(groups, m)` holds each group's row slots, padded by repeating one (padding's results
+    are dropped); `place` `(rows,)` is where each row's slot stands in `members.flatten()`; `hidden`
+    `(groups, 1, 1, L)`, additive (0 or -inf), hides the columns beyond each group's length, or is
+    None when every group sees all L.
+    """
+
+    key_values: list[tuple[torch.Tensor, torch.Tensor]]
+    members: torch.Tensor
+    place: torch.Tensor
+    hidden: torch.Tensor | None = None
+
+    @classmethod
+    def for_every_row(cls, key_values, rows: int) -> "SharedKeys":
+        """One group of all `rows` (the shared prefix, batch 1)."""
+        every = torch.arange(rows, device=key_values[0][0].device)
+        return cls(key_values, every[None], every)
+
+    @classmethod
+    def for_groups(cls, key_values, groups: list[list[int]], rows: int, lengths: list[int]) -> "SharedKeys":
+        """Group g (keys/values `[g]`, the first `lengths[g]` visible) attended by the rows `groups[g]`;
+        every row in `range(rows)` belongs to one group. A group may have no rows (its keys are read
+        for nothing)."""
+        device = key_values[0][0].device
+        width = max(len(members) for members in groups) or 1
+        members, place = [], [0] * rows
+        for number, group in enumerate(groups):
+            for position, row in enumerate(group):
+                place[row] = number * width + position
+            members.append(group + [group[0] if group else 0] * (width - len(group)))
+        columns = key_values[0][0].shape[2]
+        beyond = torch.arange(columns, device=device) >= torch.tensor(lengths, device=device)[:, None]
+        hidden = torch.zeros(beyond.shape, dtype=key_values[0][0].dtype, device=device).masked_fill_(beyond, float("-inf"))
+        return cls(key_values, torch.tensor(members, device=device), torch.tensor(place, device=device), hidden[:, None, None])
+
+
+def shared_keys_attention(
     module,
     query: torch.Tensor,  # (B, Hq, q, D)
     key: torch.Tensor,  # (B, Hkv, S, D): the rows' own keys
@@ -42,92 +85,67 @@ def shared_prefix_attention(
     attention_mask: torch.Tensor,  # (B, 1, q, S) bool, True = visible
     scaling: float,
     dropout: float = 0.0,
-    shared_prefix: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+    shared_keys: list[SharedKeys] = (),
     **kwargs,
 ) -> tuple[torch.Tensor, None]:
     """The attention transformers calls: PyTorch's fused kernel on CPU, plain operations elsewhere."""
-    prefix = None if shared_prefix is None else shared_prefix[module.layer_idx]  # (1, Hkv, P, D) each
-    attend = fused_attention if query.device.type == "cpu" else plain_attention
-    return attend(query, key, value, attention_mask, scaling, prefix), None
+    part = flash_part if query.device.type == "cpu" else plain_part
+    return attention(part, query, key, value, attention_mask, scaling, shared_keys, module.layer_idx), None
 
 
-def plain_attention(query, key, value, attention_mask, scaling, prefix) -> torch.Tensor:
-    """Both parts in plain tensor operations, combined with the softmax's running max: (B, q, Hq, D)."""
+def attention(attend, query, key, value, attention_mask, scaling, shared_keys, layer: int) -> torch.Tensor:
+    """The own part and each shared part (layer `layer`), each through `attend`, combined: (B, q, Hq, D)."""
     batch, q_heads, q_len, head_dim = query.shape
     kv_heads = key.shape[1]
     group = q_heads // kv_heads  # query heads per key/value head (grouped-query attention)
-    # (B, Hkv, G*q, D): the G query heads of one kv head become extra query rows
-    # the scale goes on the few queries rather than the many scores; each op on the scores is a pass
-    # over them, so the rest work in place
-    queries = (query * scaling).reshape(batch, kv_heads, group * q_len, head_dim)
-    hidden = ~attention_mask  # decoding: (B, 1, 1, S), broadcast over the heads
-    if q_len > 1:  # each query position has its own mask row, repeated for the G heads
-        hidden = hidden[:, :, None].expand(batch, 1, group, q_len, key.shape[2])
-        hidden = hidden.reshape(batch, 1, group * q_len, key.shape[2])
-
-    own = torch.matmul(queries, key.transpose(-1, -2)).float()  # (B, Hkv, Gq, S)
-    own.masked_fill_(hidden, float("-inf"))
-    top = own.amax(-1, keepdim=True)
-    if prefix is not None:
-        prefix_keys, prefix_values = prefix
-        # fold the batch into the query rows so the prefix is one matrix per kv head, never copied
-        folded = queries.transpose(0, 1).reshape(kv_heads, batch * group * q_len, head_dim)
-        shared = torch.matmul(folded, prefix_keys[0].transpose(-1, -2)).float()  # (Hkv, B*Gq, P)
-        shared_top = shared.amax(-1, keepdim=True).view(kv_heads, batch, group * q_len, 1).transpose(0, 1)
-        top = torch.maximum(top, shared_top)
-    top = top.clamp_min(torch.finfo(torch.float32).min)  # rows that see nothing: no NaN from -inf - -inf
-
-    weights = own.sub_(top).exp_()  # (B, Hkv, Gq, S)
-    total = weights.sum(-1, keepdim=True)
-    out = torch.matmul(weights.to(value.dtype), value).float()  # (B, Hkv, Gq, D)
-    if prefix is not None:
-        folded_top = top.transpose(0, 1).reshape(kv_heads, batch * group * q_len, 1)
-        shared_weights = shared.sub_(folded_top).exp_()  # (Hkv, B*Gq, P)
-        total = total + shared_weights.sum(-1, keepdim=True).view(kv_heads, batch, group * q_len, 1).transpose(0, 1)
-        shared_out = torch.matmul(shared_weights.to(prefix_values.dtype), prefix_values[0]).float()
-        out = out + shared_out.view(kv_heads, batch, group * q_len, head_dim).transpose(0, 1)
-    out = out / total.clamp_min(torch.finfo(torch.float32).tiny)
-    out = out.to(query.dtype).reshape(batch, q_heads, q_len, head_dim)
-    return out.transpose(1, 2).contiguous()  # (B, q, Hq, D), as transformers expects
+    grouped = query.reshape(batch, kv_heads, group * q_len, head_dim)  # a kv head's query heads as its rows
+    hidden = torch.zeros(attention_mask.shape, dtype=query.dtype, device=query.device)
+    hidden.masked_fill_(~attention_mask, float("-inf"))
+    if q_len == 1:  # decoding: one mask row serves a kv head's G query heads
+        out, log_total = attend(grouped, key, value, hidden, scaling)
+    else:  # encoding: each query position has its own mask row, so the keys/values repeat per query head
+        out, log_total = attend(query, key.repeat_interleave(group, 1), value.repeat_interleave(group, 1), hidden, scaling)
+    outs, log_totals = [out.reshape(batch, q_heads, q_len, head_dim)], [log_total.reshape(batch, q_heads, q_len)]
+    for part in shared_keys:
+        keys, values = part.key_values[layer]
+        groups, members = part.members.shape
+        # each group's member rows become query rows of one matrix per kv head: the keys are read once
+        folded = grouped[part.members.flatten()].view(groups, members, kv_heads, group * q_len, head_dim)
+        folded = folded.transpose(1, 2).reshape(groups, kv_heads, members * group * q_len, head_dim)
+        out, log_total = attend(folded, keys, values, part.hidden, scaling)
+        out = out.view(groups, kv_heads, members, group * q_len, head_dim).transpose(1, 2)
+        log_total = log_total.view(groups, kv_heads, members, group * q_len).transpose(1, 2)
+        outs.append(out.reshape(groups * members, q_heads, q_len, head_dim)[part.place])
+        log_totals.append(log_total.reshape(groups * members, q_heads, q_len)[part.place])
+    out = outs[0]
+    if len(outs) > 1:  # each part is a softmax-weighted mean; together they weigh by their shares of the mass
+        log_totals = torch.stack(log_totals)  # (parts, B, Hq, q)
+        shares = torch.exp(log_totals - torch.logsumexp(log_totals, 0).clamp_min(torch.finfo(torch.float32).min))
+        out = (torch.stack(outs).float() * shares[..., None]).sum(0)
+    return out.to(query.dtype).transpose(1, 2).contiguous()
 
 
-def fused_attention(query, key, value, attention_mask, scaling, prefix) -> torch.Tensor:
-    """`plain_attention` through PyTorch's fused flash-attention kernel for CPU, one call per part, the
-    parts combined by their log-sum-exps: (B, q, Hq, D).
+def flash_part(queries, keys, values, hidden, scaling) -> tuple[torch.Tensor, torch.Tensor]:
+    """PyTorch's fused flash-attention kernel for CPU: (out, log-sum-exp of the scores) per query row.
 
     In plain operations every op on the float32 scores is a pass over them: a dozen per layer of a
-    1,800-token prompt (2-3 s a layer here), and most of a decoding step's attention. The kernel works
-    in blocks and returns the log-sum-exp. It takes as many key heads as query heads: decoding folds
-    a kv head's G query heads into G query rows (one mask row serves them all), encoding repeats the
-    keys/values for the query heads (each query position has its own mask row).
+    1,800-token prompt (2-3 s a layer here), and most of a decoding step's attention. The kernel
+    works in blocks and returns the log-sum-exp.
     """
-    flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
-    batch, q_heads, q_len, head_dim = query.shape
-    kv_heads = key.shape[1]
-    group = q_heads // kv_heads
-    hidden = torch.zeros(attention_mask.shape, dtype=query.dtype).masked_fill_(~attention_mask, float("-inf"))
-    grouped = query.reshape(batch, kv_heads, group * q_len, head_dim)  # a kv head's query heads as its rows
-    if q_len == 1:
-        queries, keys, values = grouped, key, value
-    else:
-        queries, keys, values = query, key.repeat_interleave(group, 1), value.repeat_interleave(group, 1)
-    out, log_total = flash(queries, keys, values, attn_mask=hidden, scale=scaling)
-    out, log_total = out.reshape(batch, q_heads, q_len, head_dim), log_total.reshape(batch, q_heads, q_len)
-    if prefix is not None:
-        prefix_keys, prefix_values = prefix
-        # the batch folded into the query rows, as in `plain_attention`
-        folded = grouped.transpose(0, 1)
-        shared_out, shared_log_total = flash(folded.reshape(1, kv_heads, batch * group * q_len, head_dim),
-                                             prefix_keys, prefix_values, scale=scaling)  # fmt: skip
-        shared_out = shared_out.view(kv_heads, batch, group * q_len, head_dim).transpose(0, 1)
-        shared_log_total = shared_log_total.view(kv_heads, batch, group * q_len).transpose(0, 1)
-        # each part is a softmax-weighted mean; together they weigh by their shares of the total mass
-        own_share = torch.sigmoid(log_total - shared_log_total.reshape(batch, q_heads, q_len))[..., None]
-        out = torch.lerp(shared_out.reshape(batch, q_heads, q_len, head_dim).float(), out.float(), own_share)
-    return out.to(query.dtype).transpose(1, 2).contiguous()  # (B, q, Hq, D)
+    return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(queries, keys, values, attn_mask=hidden, scale=scaling)
 
 
-AttentionInterface.register(ATTENTION_NAME, shared_prefix_attention)
+def plain_part(queries, keys, values, hidden, scaling) -> tuple[torch.Tensor, torch.Tensor]:
+    """`flash_part` in plain tensor operations (CUDA's path; a row that sees nothing gets zeros)."""
+    scores = torch.matmul(queries * scaling, keys.transpose(-1, -2)).float()
+    if hidden is not None:
+        scores += hidden
+    log_total = torch.logsumexp(scores, -1)
+    weights = scores.sub_(log_total.clamp_min(torch.finfo(torch.float32).min)[..., None]).exp_()
+    return torch.matmul(weights.to(values.dtype), values), log_total
+
+
+AttentionInterface.register(ATTENTION_NAME, shared_keys_attention)
 
 
 class SlotLayer(DynamicLayer):
@@ -176,7 +194,8 @@ class SlotCache(Cache):
 
     A forward runs on the slots `0..used-1` (`begin`); each row keeps its own length, so rows that
     joined at different times need no common time axis and nothing is copied when rows join or
-    leave, except the rows moved (`copy`). The shared prefix travels separately as `shared_prefix`.
+    leave, except the rows moved (`copy`). Parts that rows share travel separately (`shared_keys`);
+    a cache can hold such a part too, a slot per group (`shared`).
     Attention reads every allocated column, so the allocation follows the longest row in use, in
     blocks of `CACHE_BLOCK` tokens: it grows as rows do and shrinks when long rows leave.
     """
@@ -220,6 +239,10 @@ class SlotCache(Cache):
     def copy(self, source: "SlotCache", source_slot: int, tokens: int, to: list[int]) -> None:
         """Hold the last `tokens` tokens of `source`'s slot, left-aligned, in each slot of `to`."""
         start = source.lengths[source_slot] - tokens
+        for slot in to:
+            self.lengths[slot] = tokens
+        if not tokens:  # nothing to move (and the layers may not hold anything yet)
+            return
         if tokens > self.capacity:
             self.fit(tokens)
         targets = torch.tensor(to, device=self.device)
@@ -231,8 +254,30 @@ class SlotCache(Cache):
             if source is self:  # a slot moving within the cache: torch refuses to write from a view it overwrites
                 keys, values = keys.clone(), values.clone()
             layer.keys[targets, :, :tokens], layer.values[targets, :, :tokens] = keys, values
-        for slot in to:
-            self.lengths[slot] = tokens
+
+    def keep(self, kept: list[int]) -> list[int]:
+        """Hold the slots `kept` (ascending) in the first `len(kept)` slots: each freed slot among
+        those gets one of the last kept slots, so only those move. Returns each new slot's old slot."""
+        size, staying = len(kept), set(kept)
+        order = list(range(size))
+        movers = (old for old in reversed(kept) if old >= size)
+        for hole, old in zip((slot for slot in range(size) if slot not in staying), movers):
+            self.copy(self, old, self.lengths[old], [hole])
+            order[hole] = old
+        return order
+
+    def empty(self, slots: list[int]) -> None:
+        """The slots `slots` hold no tokens (a row that joins starts from nothing)."""
+        for slot in slots:
+            self.lengths[slot] = 0
+
+    def shared(self, groups: list[list[int]], rows: int) -> SharedKeys:
+        """Slots `0..len(groups)-1` as keys that groups of rows (slots of another cache, `rows` of
+        them) attend alike: slot g, up to its length, by the rows `groups[g]`."""
+        lengths = self.lengths[: len(groups)]
+        width = max(lengths)
+        key_values = [(layer.keys[: len(groups), :, :width], layer.values[: len(groups), :, :width]) for layer in self.layers]
+        return SharedKeys.for_groups(key_values, groups, rows, lengths)
 
     def key_values(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Each layer's keys and values of the slots in use, e.g. to become a shared prefix."""
