@@ -184,7 +184,7 @@ def test_attention_in_parts_equals_full_softmax_on_both_paths(q_len, with_prompt
     prompts = tuple(torch.randn(3, kv_heads, 5, dim, generator=generator) for _ in range(2))
     groups, prompt_lengths = [[0, 2], [], [1]], [5, 2, 3]  # rows 0 and 2 share prompt 0; prompt 1 has no rows
     parts = [SharedKeys.for_every_row([prefix], batch)] if with_prefix else []
-    parts += [SharedKeys.for_groups([prompts], groups, batch, prompt_lengths)] if with_prompts else []
+    parts += [SharedKeys.for_groups([prompts], groups, prompt_lengths)] if with_prompts else []
     lengths = [9, 6, 7]  # own tokens per row, the last q_len of them the queries
     positions = torch.arange(own)
     visible = torch.stack([

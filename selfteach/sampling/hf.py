@@ -399,7 +399,7 @@ class Batch:
             position_ids=self.positions[:, None],
             cache=self.cache,
             use_cache=True,
-            shared_keys=self.backend._shared_prefix(len(self.rows)) + [self.prompts.shared(groups, len(self.rows))],
+            shared_keys=self.backend._shared_prefix(len(self.rows)) + [self.prompts.shared(groups)],
         )
         self.cache.advance(1)
         self.logits, self.positions = output.logits[:, -1], self.positions + 1

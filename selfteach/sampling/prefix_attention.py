@@ -60,13 +60,13 @@ class SharedKeys:
         return cls(key_values, every[None], every)
 
     @classmethod
-    def for_groups(cls, key_values, groups: list[list[int]], rows: int, lengths: list[int]) -> "SharedKeys":
+    def for_groups(cls, key_values, groups: list[list[int]], lengths: list[int]) -> "SharedKeys":
         """Group g (keys/values `[g]`, the first `lengths[g]` visible) attended by the rows `groups[g]`;
-        every row in `range(rows)` belongs to one group. A group may have no rows (its keys are read
+        every row of the batch belongs to one group. A group may have no rows (its keys are read
         for nothing)."""
         device = key_values[0][0].device
         width = max(len(members) for members in groups) or 1
-        members, place = [], [0] * rows
+        members, place = [], [0] * sum(len(members) for members in groups)
         for number, group in enumerate(groups):
             for position, row in enumerate(group):
                 place[row] = number * width + position
@@ -271,13 +271,13 @@ class SlotCache(Cache):
         for slot in slots:
             self.lengths[slot] = 0
 
-    def shared(self, groups: list[list[int]], rows: int) -> SharedKeys:
-        """Slots `0..len(groups)-1` as keys that groups of rows (slots of another cache, `rows` of
-        them) attend alike: slot g, up to its length, by the rows `groups[g]`."""
+    def shared(self, groups: list[list[int]]) -> SharedKeys:
+        """Slots `0..len(groups)-1` as keys that groups of rows (slots of another cache) attend
+        alike: slot g, up to its length, by the rows `groups[g]`."""
         lengths = self.lengths[: len(groups)]
         width = max(lengths)
         key_values = [(layer.keys[: len(groups), :, :width], layer.values[: len(groups), :, :width]) for layer in self.layers]
-        return SharedKeys.for_groups(key_values, groups, rows, lengths)
+        return SharedKeys.for_groups(key_values, groups, lengths)
 
     def key_values(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Each layer's keys and values of the slots in use, e.g. to become a shared prefix."""
